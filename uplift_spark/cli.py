@@ -1,0 +1,111 @@
+"""``uplift-spark <stage> --conf-file conf/x.yaml [--output DIR] [--run-id ID]``.
+
+The same entry points serve people (console script) and schedulers (``jobs/*.py`` under
+``spark-submit``). Exit code 0 on success; a project error exits with its class's code and a one-line
+message naming the problem, so a scheduler can tell a data problem from an engine failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from typing import List, Optional
+
+from .errors import UpliftSparkError
+
+# stage name → (pipelines module, starts a new run when no --run-id is given, help)
+STAGES = {
+    "ingest": ("ingest", True, "load the experiment source into the experiment_log Delta table"),
+    "validate": ("validate", False, "run the data gates; write validation_report; fail on a failed gate"),
+    "split": ("split", False, "out-of-time + stratified customer-level split into splits, split_summary"),
+    "train": ("train", False, "fit T/X learners per outcome on the train split; save under models/<run>"),
+    "predict": ("predict", False, "write predictions (long: customer × arm) for every split"),
+    "evaluate": ("evaluate", False, "Qini/uplift curves, AUUC, bootstrap CIs, decile calibration"),
+    "report": ("report", False, "write the HTML report and PNG plots"),
+    "score": ("score", False, "score a population with the saved model into the scores table"),
+    "decide": ("decide", False, "choose one action per customer under budget/capacity; decisions table"),
+    "monitor": ("monitor", False, "feature/score/policy drift, realized uplift, alerts"),
+    "run": ("run", True, "the whole pipeline end to end, stopping at the first failed gate"),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="uplift-spark", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="stage", required=True)
+    for name, (_, _, help_text) in STAGES.items():
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--conf-file", required=True, help="YAML config (see conf/)")
+        p.add_argument("--output", default=None, help="output root; overrides run.output_root")
+        p.add_argument("--run-id", default=None, help="run id; the same id reruns idempotently")
+        p.add_argument("--master", default=None, help="Spark master; overrides spark.master")
+        if name in ("ingest", "run"):
+            p.add_argument("--data", default=None, help="input file/folder; overrides data.path")
+        if name in ("score", "decide", "run"):
+            p.add_argument("--population", default=None, help="population table/path to score")
+        if name in ("monitor", "run"):
+            p.add_argument("--batch", default=None, help="new batch (Delta path/table) to compare")
+            p.add_argument("--batch-id", default=None, help="batch id (default: derived from the run)")
+            p.add_argument("--outcomes", default=None, help="campaign outcomes (customer_id, outcome…)")
+    jars = sub.add_parser("install-jars", help="fetch the pinned Delta + SynapseML JARs with Maven")
+    jars.add_argument("--jars-dir", default=None, help="target folder (default: spark.jars_dir)")
+    jars.add_argument("--conf-file", default=None)
+    check = sub.add_parser("check", help="start Spark and report Delta / SynapseML availability")
+    check.add_argument("--conf-file", default=None)
+    check.add_argument("--master", default=None)
+    return parser
+
+
+def _load(args):
+    import dataclasses
+
+    from .config import UpliftConfig, load_config
+
+    cfg = load_config(args.conf_file, output_root=getattr(args, "output", None)) if args.conf_file else UpliftConfig()
+    if getattr(args, "master", None):
+        cfg = cfg.replace(spark=dataclasses.replace(cfg.spark, master=args.master))
+    if getattr(args, "data", None):
+        cfg = cfg.replace(data=dataclasses.replace(cfg.data, path=args.data))
+    return cfg
+
+
+def _print_summary(stage: str, summary) -> None:
+    print(f"[uplift-spark] {stage} done: " + json.dumps(summary, default=str, sort_keys=True))
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.stage == "install-jars":
+            from .session import install_jars
+
+            cfg = _load(args)
+            jars = install_jars(args.jars_dir or cfg.spark.jars_dir)
+            print(f"[uplift-spark] {len(jars)} jars in {args.jars_dir or cfg.spark.jars_dir}")
+            return 0
+        cfg = _load(args)
+        from .session import engine_status, get_spark
+
+        spark = get_spark(cfg.spark)
+        if args.stage == "check":
+            status = engine_status(spark)
+            print("[uplift-spark] " + json.dumps(status, sort_keys=True))
+            return 0 if status["delta"] else 3
+        from .pipelines.context import RunContext, resolve_run_id
+
+        module_name, fresh, _ = STAGES[args.stage]
+        run_id = resolve_run_id(cfg, args.run_id, fresh)
+        ctx = RunContext(spark=spark, cfg=cfg, run_id=run_id)
+        module = importlib.import_module(f".pipelines.{module_name}", __package__)
+        extra = {k: getattr(args, k) for k in ("population", "batch", "batch_id", "outcomes") if hasattr(args, k)}
+        summary = module.run(ctx, **{k: v for k, v in extra.items() if v is not None})
+        _print_summary(args.stage, summary)
+        return 0
+    except UpliftSparkError as exc:
+        print(f"[uplift-spark] {args.stage} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

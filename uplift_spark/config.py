@@ -1,0 +1,511 @@
+"""Typed, frozen configuration read from YAML with ``yaml.safe_load``.
+
+Each YAML section maps to one frozen dataclass. Loading is strict: an unknown key, a wrong type or a
+value out of range raises :class:`ConfigError` naming the dotted key (``model.lightgbm.num_leaves``),
+because a silently ignored typo in a batch job config costs a whole run.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import dataclasses
+import os
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Tuple
+
+import yaml
+
+from .errors import ConfigError
+
+
+
+def _empty_mapping():
+    return types.MappingProxyType({})
+
+
+def empty_mapping():
+    """A read-only empty mapping default (a new Field each call: dataclasses own their Field objects)."""
+    return field(default_factory=_empty_mapping)
+
+
+def choice(default, *options):
+    """A string field restricted to ``options`` (checked on load)."""
+    return field(default=default, metadata={"choices": options})
+
+
+def bounded(default, low=None, high=None):
+    """A numeric field restricted to ``[low, high]`` (checked on load)."""
+    return field(default=default, metadata={"low": low, "high": high})
+
+
+# --------------------------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Run-wide settings; ``output_root`` holds every table, model and report of every run."""
+
+    name: str = "uplift"
+    output_root: str = "./uplift_output"
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    """How the session is built. ``jars``: auto (provided if present, else local folder, else
+    packages), packages (``spark.jars.packages``), local (``spark.jars`` from ``jars_dir``),
+    provided (cluster already has Delta and SynapseML: Databricks)."""
+
+    master: str = "local[2]"
+    app_name: str = "uplift_spark"
+    driver_memory: str = "4g"
+    shuffle_partitions: int = bounded(8, 1)
+    jars: str = choice("auto", "auto", "packages", "local", "provided")
+    jars_dir: str = "~/.cache/uplift_spark/jars"
+    log_level: str = "WARN"
+    conf: Mapping[str, str] = empty_mapping()
+
+
+@dataclass(frozen=True)
+class TablesConfig:
+    """Where tables live: ``path`` mode stores Delta folders under ``<output_root>/tables/<name>``;
+    ``metastore`` mode uses ``<database>.<name>`` (e.g. ``main.uplift``) as on Databricks.
+    ``names`` overrides single tables (a path, or a full table name in metastore mode)."""
+
+    mode: str = choice("path", "path", "metastore")
+    database: Optional[str] = None
+    names: Mapping[str, str] = empty_mapping()
+
+
+@dataclass(frozen=True)
+class OutcomeSpec:
+    """One outcome column. Binary outcomes are 0/1; continuous ones may carry a valid range."""
+
+    name: str
+    type: str = choice("binary", "binary", "continuous")
+    min: Optional[float] = None
+    max: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The experiment-log contract (see README): which source to ingest and which column is what."""
+
+    source: str = choice("hillstrom", "hillstrom", "synthetic", "csv", "parquet", "delta", "table")
+    path: Optional[str] = None
+    customer_id: str = "customer_id"
+    arm: str = "arm"
+    control_arm: str = "control"
+    treatment_arms: Tuple[str, ...] = ()
+    assigned_at: Optional[str] = None
+    features: Tuple[str, ...] = ()
+    categorical_features: Tuple[str, ...] = ()
+    feature_observed_at: Mapping[str, str] = empty_mapping()
+    feature_snapshot_at: Optional[str] = None
+    outcomes: Tuple[OutcomeSpec, ...] = ()
+    primary_outcome: Optional[str] = None
+    propensity: Optional[str] = None
+    allocation: Mapping[str, float] = empty_mapping()
+    outcome_like_columns: Tuple[str, ...] = ()
+    rename: Mapping[str, str] = empty_mapping()
+
+    @property
+    def arms(self) -> Tuple[str, ...]:
+        return (self.control_arm,) + tuple(self.treatment_arms)
+
+    @property
+    def outcome_names(self) -> Tuple[str, ...]:
+        return tuple(o.name for o in self.outcomes)
+
+    def outcome(self, name: str) -> OutcomeSpec:
+        for spec in self.outcomes:
+            if spec.name == name:
+                return spec
+        raise ConfigError(f"data.outcomes: no outcome named {name!r} (have {list(self.outcome_names)})")
+
+    @property
+    def main_outcome(self) -> str:
+        return self.primary_outcome or self.outcomes[0].name
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """A multi-arm RCT with known effects, generated on the executors (``uplift_spark.datasets``)."""
+
+    n_rows: int = bounded(200_000, 1)
+    n_numeric: int = bounded(8, 2)
+    n_categorical: int = bounded(2, 0)
+    control_arm: str = "control"
+    treatment_arms: Tuple[str, ...] = ("email_a", "email_b", "discount")
+    allocation: Mapping[str, float] = empty_mapping()
+    base_rate: float = bounded(0.10, 0.0, 1.0)
+    effect_scale: float = bounded(1.0, 0.0)
+    harmed_share: float = bounded(0.15, 0.0, 1.0)
+    start: str = "2025-01-01"
+    months: int = bounded(6, 1)
+    drift: bool = False
+    drift_features: Tuple[str, ...] = ("x0", "x1")
+    drift_strength: float = bounded(1.0, 0.0)
+    propensity: str = choice("uniform", "uniform", "covariate")
+    partitions: int = bounded(8, 1)
+    seed: int = 7
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """Gate thresholds. SRM fails at ``srm_pvalue``; SMD warns above ``smd_warn``."""
+
+    min_rows_per_arm: int = bounded(100, 1)
+    srm_pvalue: float = bounded(0.001, 0.0, 1.0)
+    smd_warn: float = bounded(0.1, 0.0)
+    smd_fail: Optional[float] = None
+    max_null_share: float = bounded(0.5, 0.0, 1.0)
+    fail_on_warn: bool = False
+
+
+@dataclass(frozen=True)
+class OotConfig:
+    """Out-of-time cutoff: exactly one of a date, the last N days, or a fraction of the time range."""
+
+    cutoff: Optional[str] = None
+    last_days: Optional[int] = None
+    fraction: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Customer-level split fractions for the in-time rows (they must sum to 1)."""
+
+    train: float = bounded(0.6, 0.0, 1.0)
+    valid: float = bounded(0.2, 0.0, 1.0)
+    test: float = bounded(0.2, 0.0, 1.0)
+    oot: OotConfig = OotConfig()
+    n_folds: int = bounded(0, 0)
+    seed: int = 2024
+    min_rows_per_arm: int = bounded(20, 0)
+    continuous_bins: int = bounded(4, 1)
+
+
+@dataclass(frozen=True)
+class LightGBMConfig:
+    """LightGBM parameters shared by both trainers (SynapseML and barrier-mode PyPI ``lightgbm``)."""
+
+    num_leaves: int = bounded(31, 2)
+    learning_rate: float = bounded(0.05, 0.0)
+    num_iterations: int = bounded(200, 1)
+    early_stopping_round: int = bounded(20, 0)
+    min_data_in_leaf: int = bounded(50, 1)
+    feature_fraction: float = bounded(1.0, 0.0, 1.0)
+    bagging_fraction: float = bounded(1.0, 0.0, 1.0)
+    bagging_freq: int = bounded(0, 0)
+    lambda_l2: float = bounded(0.0, 0.0)
+    max_bin: int = bounded(255, 2)
+    seed: int = 1
+    num_tasks: int = bounded(0, 0)
+    timeout_seconds: float = bounded(1200.0, 1.0)
+    data_transfer_mode: str = choice("bulk", "bulk", "streaming")
+    extra: Mapping[str, Any] = empty_mapping()
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which learners to train, for which outcomes, with which trainer backend."""
+
+    learners: Tuple[str, ...] = ("t", "x")
+    outcomes: Tuple[str, ...] = ()
+    propensity: str = choice("known", "known", "estimate")
+    propensity_clip: float = bounded(0.01, 0.0, 0.5)
+    backend: str = choice("auto", "auto", "synapseml", "barrier")
+    lightgbm: LightGBMConfig = LightGBMConfig()
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """Curves, metrics, bootstrap and calibration settings."""
+
+    splits: Tuple[str, ...] = ("valid", "test", "oot")
+    curve_points: int = bounded(101, 2)
+    top_k_percents: Tuple[float, ...] = (10.0, 20.0, 30.0, 50.0)
+    bootstrap_replicates: int = bounded(100, 0)
+    bootstrap_seed: int = 11
+    ci_level: float = bounded(0.95, 0.0, 1.0)
+    n_deciles: int = bounded(10, 2)
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """The marketer-facing HTML report."""
+
+    title: str = "Uplift model report"
+    top_segments: int = bounded(5, 1)
+
+
+@dataclass(frozen=True)
+class ArmEconomics:
+    """Money per arm: value of one unit of outcome, cost per contact, max contacts, eligibility SQL."""
+
+    benefit: float = 1.0
+    cost: float = bounded(0.0, 0.0)
+    capacity: Optional[int] = None
+    eligibility: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class RiskConfig:
+    """Penalty = ``weight`` × predicted uplift of a harmful ``outcome`` (e.g. unsubscribe)."""
+
+    outcome: Optional[str] = None
+    weight: float = bounded(0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Decision policy: value model, constraints and the measurement buckets."""
+
+    campaign_id: str = "campaign"
+    policy: str = choice("budget", "budget", "top_k", "threshold")
+    outcome: Optional[str] = None
+    arms: Mapping[str, ArmEconomics] = empty_mapping()
+    budget: Optional[float] = None
+    top_k: Optional[int] = None
+    min_value: float = 0.0
+    risk: RiskConfig = RiskConfig()
+    holdout_share: float = bounded(0.05, 0.0, 1.0)
+    explore_share: float = bounded(0.05, 0.0, 1.0)
+    salt: str = "uplift"
+    population: Optional[str] = None
+    bisection_iterations: int = bounded(40, 5)
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    """Drift thresholds and the batches to compare with the training reference."""
+
+    psi_warn: float = bounded(0.1, 0.0)
+    psi_alert: float = bounded(0.25, 0.0)
+    bins: int = bounded(10, 2)
+    max_categories: int = bounded(20, 1)
+    mean_shift_warn: float = bounded(0.5, 0.0)
+    batch: Optional[str] = None
+    batch_id: Optional[str] = None
+    outcomes: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class MlflowConfig:
+    """Optional MLflow tracking (params, metrics, report and model folder as artifacts)."""
+
+    enabled: bool = False
+    experiment: str = "uplift_spark"
+    tracking_uri: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class UpliftConfig:
+    """The whole configuration of one pipeline."""
+
+    run: RunConfig = RunConfig()
+    spark: SparkConfig = SparkConfig()
+    tables: TablesConfig = TablesConfig()
+    data: DataConfig = DataConfig()
+    synthetic: SyntheticConfig = SyntheticConfig()
+    validation: ValidationConfig = ValidationConfig()
+    split: SplitConfig = SplitConfig()
+    model: ModelConfig = ModelConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    report: ReportConfig = ReportConfig()
+    policy: PolicyConfig = PolicyConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+    source_file: Optional[str] = field(default=None, compare=False)
+
+    def replace(self, **sections) -> "UpliftConfig":
+        return dataclasses.replace(self, **sections)
+
+    def with_output(self, output_root: str) -> "UpliftConfig":
+        return self.replace(run=dataclasses.replace(self.run, output_root=output_root))
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
+
+
+def _convert(value, tp, key: str):
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is typing.Union:
+        inner = [a for a in args if a is not type(None)]
+        if value is None:
+            return None
+        return _convert(value, inner[0], key)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__} {value!r}")
+        return _build(tp, value, key)
+    if origin in (tuple, Tuple):
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {value!r}")
+        return tuple(_convert(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+    if origin in (dict, collections.abc.Mapping):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__} {value!r}")
+        vtype = args[1] if len(args) == 2 else Any
+        return types.MappingProxyType({str(k): _convert(v, vtype, f"{key}.{k}") for k, v in value.items()})
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {type(value).__name__} {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported type {_type_name(tp)}")
+
+
+def _check_field(f: dataclasses.Field, value, key: str):
+    meta = f.metadata
+    if "choices" in meta and value is not None and value not in meta["choices"]:
+        raise ConfigError(f"{key}: {value!r} is not one of {list(meta['choices'])}")
+    low, high = meta.get("low"), meta.get("high")
+    if value is not None and low is not None and value < low:
+        raise ConfigError(f"{key}: {value!r} is below the minimum {low}")
+    if value is not None and high is not None and value > high:
+        raise ConfigError(f"{key}: {value!r} is above the maximum {high}")
+
+
+def _build(cls, raw: Mapping, prefix: str = ""):
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls) if f.init and f.name != "source_file"}
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise ConfigError(
+            f"unknown config key {where}{unknown[0]!s} (allowed under {prefix or 'the top level'}: "
+            f"{', '.join(sorted(known))})"
+        )
+    kwargs = {}
+    for name, f in known.items():
+        key = f"{prefix}.{name}" if prefix else name
+        if name in raw:
+            value = _convert(raw[name], hints[name], key)
+            _check_field(f, value, key)
+            kwargs[name] = value
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"missing required config key {key}")
+    return cls(**kwargs)
+
+
+def _validate(cfg: UpliftConfig) -> None:
+    s = cfg.split
+    if abs(s.train + s.valid + s.test - 1.0) > 1e-9:
+        raise ConfigError(f"split: train + valid + test must be 1.0, got {s.train + s.valid + s.test:.4f}")
+    set_oot = [k for k in ("cutoff", "last_days", "fraction") if getattr(s.oot, k) is not None]
+    if len(set_oot) > 1:
+        raise ConfigError(f"split.oot: set only one of cutoff, last_days, fraction (got {set_oot})")
+    if s.oot.fraction is not None and not 0.0 < s.oot.fraction < 1.0:
+        raise ConfigError(f"split.oot.fraction: {s.oot.fraction!r} must be between 0 and 1")
+    d = cfg.data
+    if d.control_arm in d.treatment_arms:
+        raise ConfigError(f"data.treatment_arms: the control arm {d.control_arm!r} is listed as a treatment")
+    if len(set(d.treatment_arms)) != len(d.treatment_arms):
+        raise ConfigError(f"data.treatment_arms: duplicate arm in {list(d.treatment_arms)}")
+    overlap = set(d.features) & (set(d.outcome_names) | {d.customer_id, d.arm})
+    if overlap:
+        raise ConfigError(f"data.features: {sorted(overlap)[0]!r} is an id, arm or outcome column")
+    unknown_cat = set(d.categorical_features) - set(d.features)
+    if unknown_cat:
+        raise ConfigError(f"data.categorical_features: {sorted(unknown_cat)[0]!r} is not in data.features")
+    if d.primary_outcome is not None and d.primary_outcome not in d.outcome_names:
+        raise ConfigError(f"data.primary_outcome: {d.primary_outcome!r} is not in data.outcomes")
+    for name in cfg.model.outcomes:
+        if d.outcomes and name not in d.outcome_names:
+            raise ConfigError(f"model.outcomes: {name!r} is not in data.outcomes")
+    for learner in cfg.model.learners:
+        if learner not in ("t", "x"):
+            raise ConfigError(f"model.learners: {learner!r} is not one of ['t', 'x']")
+    if d.allocation:
+        missing = set(d.allocation) - set(d.arms)
+        if missing and d.treatment_arms:
+            raise ConfigError(f"data.allocation: {sorted(missing)[0]!r} is not an arm")
+    p = cfg.policy
+    if p.holdout_share + p.explore_share >= 1.0:
+        raise ConfigError("policy: holdout_share + explore_share must be below 1")
+    if d.treatment_arms:
+        for arm in p.arms:
+            if arm not in d.treatment_arms:
+                raise ConfigError(f"policy.arms: {arm!r} is not a treatment arm {list(d.treatment_arms)}")
+    if cfg.monitoring.psi_warn > cfg.monitoring.psi_alert:
+        raise ConfigError("monitoring: psi_warn must not exceed psi_alert")
+    if cfg.tables.mode == "metastore" and not cfg.tables.database:
+        raise ConfigError("tables.database: required when tables.mode is metastore (e.g. main.uplift)")
+
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand_env(text: str) -> str:
+    """``${VAR}`` / ``${VAR:-default}`` in the YAML, so one file serves laptop and cluster."""
+    return _ENV.sub(lambda m: os.environ.get(m.group(1), m.group(2) or ""), text)
+
+
+def config_from_dict(raw: Mapping, source_file: Optional[str] = None) -> UpliftConfig:
+    """Build and validate a config from a plain mapping (what ``yaml.safe_load`` returns)."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source_file or 'config'}: the top level must be a mapping of sections")
+    cfg = _build(UpliftConfig, raw)
+    cfg = dataclasses.replace(cfg, source_file=source_file)
+    _validate(cfg)
+    return cfg
+
+
+def load_config(path: str, output_root: Optional[str] = None) -> UpliftConfig:
+    """Read ``path`` with ``yaml.safe_load``; ``output_root`` overrides ``run.output_root``.
+
+    A relative ``data.path`` is resolved against the current directory first, then the config's folder.
+    """
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file not found: {path}")
+    with open(path, "r", encoding="utf-8") as fh:
+        text = _expand_env(fh.read())
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: malformed YAML: {exc}") from None
+    try:
+        cfg = config_from_dict(raw, source_file=os.path.abspath(path))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    if output_root:
+        cfg = cfg.with_output(output_root)
+    return cfg
+
+
+def to_dict(obj) -> Any:
+    """Plain-data view of a config (for JSON metadata, MLflow params and reports)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {k: to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, tuple):
+        return [to_dict(v) for v in obj]
+    return obj

@@ -1,0 +1,129 @@
+"""Table catalog and idempotent Delta writes.
+
+Every output table carries ``run_id`` and every write replaces exactly that run's rows in one Delta
+commit (``replaceWhere``), so a rerun never duplicates rows and a failed run leaves the previous
+version readable. Tables live as Delta folders under ``<output_root>/tables`` or, in metastore mode,
+as ``<database>.<name>``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Iterable, Mapping, Optional, Sequence
+
+from ..config import UpliftConfig
+from ..errors import DataError
+from ..logs import get_logger
+
+log = get_logger("io")
+
+TABLES = (
+    "experiment_log", "validation_report", "splits", "split_summary", "predictions",
+    "feature_importance", "uplift_curves", "uplift_metrics", "uplift_by_decile", "scores", "decisions",
+    "decision_summary", "drift_features", "drift_scores", "drift_policy", "realized_uplift",
+    "monitoring_alerts",
+)
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+
+
+def check_run_id(run_id: str, what: str = "run id") -> str:
+    """Run and batch ids go into Delta predicates and folder names: keep them to a safe alphabet."""
+    if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+        raise DataError(f"invalid {what} {run_id!r}: use letters, digits, '_', '.', '-' (max 128)")
+    return run_id
+
+
+def _sql_literal(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+class TableStore:
+    """Where each table lives and how to read/write it; only pipelines use this."""
+
+    def __init__(self, spark, cfg: UpliftConfig):
+        self.spark = spark
+        self.cfg = cfg
+        self.root = os.path.abspath(os.path.expanduser(cfg.run.output_root))
+
+    # ---------------------------------------------------------------- locations
+    @property
+    def metastore(self) -> bool:
+        return self.cfg.tables.mode == "metastore"
+
+    def location(self, name: str) -> str:
+        override = self.cfg.tables.names.get(name)
+        if self.metastore:
+            return override or f"{self.cfg.tables.database}.{name}"
+        if override:
+            return os.path.abspath(os.path.expanduser(override))
+        return os.path.join(self.root, "tables", name)
+
+    def path_for(self, *parts: str) -> str:
+        """A folder under the output root (models, reports)."""
+        return os.path.join(self.root, *parts)
+
+    def exists(self, name: str) -> bool:
+        loc = self.location(name)
+        if self.metastore:
+            return self.spark.catalog.tableExists(loc)
+        return os.path.isdir(os.path.join(loc, "_delta_log"))
+
+    # ---------------------------------------------------------------- reads
+    def read(self, name: str, run_id: Optional[str] = None, **filters):
+        """Read a table, optionally only one run's rows and equality filters (e.g. ``batch_id``)."""
+        if not self.exists(name):
+            raise DataError(f"table {name!r} not found at {self.location(name)}: run the stage that writes it first")
+        reader = self.spark.read.format("delta")
+        df = reader.table(self.location(name)) if self.metastore else reader.load(self.location(name))
+        if run_id is not None:
+            df = df.where(df["run_id"] == run_id)
+        for col, value in filters.items():
+            df = df.where(df[col] == value)
+        return df
+
+    def read_run(self, name: str, run_id: str):
+        """One run's rows, failing clearly when the run never wrote this table."""
+        df = self.read(name, run_id=run_id)
+        if df.limit(1).count() == 0:
+            raise DataError(f"table {name!r} has no rows for run {run_id!r}: run the stage that writes it first")
+        return df
+
+    # ---------------------------------------------------------------- writes
+    def write(self, df, name: str, run_id: str, keys: Optional[Mapping[str, str]] = None,
+              partition_by: Sequence[str] = ("run_id",)) -> str:
+        """Replace this run's rows (and, with ``keys``, only the rows matching them) in one commit."""
+        check_run_id(run_id)
+        if "run_id" not in df.columns:
+            raise DataError(f"writing {name!r}: DataFrame has no run_id column")
+        keys = dict(keys or {})
+        predicate = " AND ".join(
+            [f"run_id = {_sql_literal(run_id)}"] + [f"`{k}` = {_sql_literal(v)}" for k, v in keys.items()]
+        )
+        loc = self.location(name)
+        writer = df.write.format("delta")
+        if self.exists(name):
+            writer = writer.mode("overwrite").option("replaceWhere", predicate).option("mergeSchema", "true")
+        else:
+            writer = writer.mode("overwrite")
+            if partition_by:
+                writer = writer.partitionBy(*partition_by)
+        if self.metastore:
+            writer.saveAsTable(loc)
+        else:
+            writer.save(loc)
+        log.info("wrote %s (%s)", name, predicate.replace("`", ""))
+        return loc
+
+    def delete_run(self, names: Iterable[str], run_id: str) -> None:
+        """Remove a run's rows (used when a gate fails after an earlier attempt wrote them)."""
+        from delta.tables import DeltaTable
+
+        check_run_id(run_id)
+        for name in names:
+            if not self.exists(name):
+                continue
+            loc = self.location(name)
+            table = DeltaTable.forName(self.spark, loc) if self.metastore else DeltaTable.forPath(self.spark, loc)
+            table.delete(f"run_id = {_sql_literal(run_id)}")

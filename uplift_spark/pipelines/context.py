@@ -1,0 +1,81 @@
+"""What every pipeline stage receives: the session, the typed config, the table store and the run id."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Optional
+
+from ..config import UpliftConfig
+from ..errors import DataError
+from ..io import TableStore, check_run_id
+from ..logs import get_logger
+
+log = get_logger("pipeline")
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+@dataclasses.dataclass
+class RunContext:
+    spark: object
+    cfg: UpliftConfig
+    run_id: str
+    store: TableStore = None
+
+    def __post_init__(self):
+        check_run_id(self.run_id)
+        if self.store is None:
+            self.store = TableStore(self.spark, self.cfg)
+
+    @property
+    def model_dir(self) -> str:
+        return self.store.path_for("models", self.run_id)
+
+    @property
+    def report_dir(self) -> str:
+        return self.store.path_for("reports", self.run_id)
+
+    def remember(self) -> None:
+        """Record this run as the latest, so later stages run without repeating ``--run-id``."""
+        folder = self.store.path_for("runs")
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, "LATEST"), "w", encoding="utf-8") as fh:
+            fh.write(self.run_id)
+
+
+def latest_run_id(cfg: UpliftConfig) -> Optional[str]:
+    path = os.path.join(os.path.abspath(os.path.expanduser(cfg.run.output_root)), "runs", "LATEST")
+    if not os.path.isfile(path):
+        return None
+    with open(path, "r", encoding="utf-8") as fh:
+        return fh.read().strip() or None
+
+
+def resolve_run_id(cfg: UpliftConfig, run_id: Optional[str], fresh: bool) -> str:
+    """``--run-id`` wins; a run-starting stage gets a new id, a later stage the latest recorded one."""
+    if run_id:
+        return check_run_id(run_id)
+    if fresh:
+        return new_run_id()
+    latest = latest_run_id(cfg)
+    if latest is None:
+        raise DataError(
+            f"no run found under {cfg.run.output_root}: pass --run-id, or run 'uplift-spark ingest' first"
+        )
+    return latest
+
+
+class Stopwatch:
+    """Elapsed seconds for progress lines."""
+
+    def __init__(self):
+        self.start = time.perf_counter()
+
+    def __call__(self) -> float:
+        return time.perf_counter() - self.start

@@ -1,0 +1,202 @@
+"""Spark session factory: Delta Lake and SynapseML LightGBM on the classpath, embedded by default.
+
+JARs come, in order of preference (``spark.jars: auto``):
+1. already on the cluster (Databricks, or a session someone else started): nothing is added;
+2. a local folder filled by ``uplift-spark install-jars`` (Maven), passed as ``spark.jars``;
+3. ``spark.jars.packages`` resolved by Spark's own Ivy resolver from Maven Central.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from typing import Dict, Optional
+
+from .config import SparkConfig
+from .errors import EngineError
+from .logs import get_logger
+from .versions import DELTA_JAR, JAR_COORDINATES, SYNAPSEML_LIGHTGBM_JAR
+
+log = get_logger("session")
+
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+_MANIFEST = "uplift_spark_jars.json"
+_DELTA_CLASS = "io.delta.tables.DeltaTable"
+_LIGHTGBM_CLASS = "com.microsoft.azure.synapse.ml.lightgbm.LightGBMClassifier"
+
+
+def on_databricks() -> bool:
+    return "DATABRICKS_RUNTIME_VERSION" in os.environ
+
+
+def _prepare_environment(master: str) -> None:
+    """Known local-mode needs: loopback binding and executors on the driver's interpreter."""
+    if master.startswith("local") or "127.0.0.1" in master:
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+
+
+def local_jars(jars_dir: str) -> Optional[list]:
+    """The jar files of a folder filled by :func:`install_jars` for exactly our pinned coordinates."""
+    folder = os.path.expanduser(jars_dir)
+    manifest = os.path.join(folder, _MANIFEST)
+    if not os.path.isfile(manifest):
+        return None
+    with open(manifest, "r", encoding="utf-8") as fh:
+        meta = json.load(fh)
+    if tuple(meta.get("coordinates", ())) != JAR_COORDINATES:
+        return None
+    jars = sorted(glob.glob(os.path.join(folder, "*.jar")))
+    return jars or None
+
+
+def install_jars(jars_dir: str, timeout: int = 900) -> list:
+    """Fetch the pinned JARs and their dependencies with Maven into ``jars_dir``.
+
+    The fallback for machines where Spark's Ivy resolver cannot reach the registry (proxies, mirrors
+    configured for Maven only). Needs ``mvn`` on the PATH.
+    """
+    mvn = shutil.which("mvn")
+    if not mvn:
+        raise EngineError("install-jars needs Maven ('mvn') on the PATH; or use spark.jars: packages")
+    folder = os.path.expanduser(jars_dir)
+    os.makedirs(folder, exist_ok=True)
+    deps = "".join(
+        "<dependency><groupId>{}</groupId><artifactId>{}</artifactId><version>{}</version></dependency>".format(
+            *coord.split(":")
+        )
+        for coord in JAR_COORDINATES
+    )
+    pom = (
+        '<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>'
+        "<groupId>uplift_spark</groupId><artifactId>jars</artifactId><version>1</version>"
+        f"<dependencies>{deps}</dependencies></project>"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(os.path.join(tmp, "pom.xml"), "w", encoding="utf-8") as fh:
+            fh.write(pom)
+        cmd = [mvn, "-q", "-B", "dependency:copy-dependencies", f"-DoutputDirectory={folder}",
+               "-DincludeScope=runtime", "-DexcludeGroupIds=org.scala-lang,org.apache.spark"]
+        proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=timeout)
+        if proc.returncode != 0:
+            raise EngineError(f"mvn could not fetch {', '.join(JAR_COORDINATES)}: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    with open(os.path.join(folder, _MANIFEST), "w", encoding="utf-8") as fh:
+        json.dump({"coordinates": list(JAR_COORDINATES)}, fh)
+    jars = local_jars(folder) or []
+    log.info("installed %d jars into %s", len(jars), folder)
+    return jars
+
+
+def _jar_conf(cfg: SparkConfig) -> Dict[str, str]:
+    mode = cfg.jars
+    if mode == "provided" or (mode == "auto" and on_databricks()):
+        return {}
+    if mode in ("auto", "local"):
+        jars = local_jars(cfg.jars_dir)
+        if jars:
+            return {"spark.jars": ",".join(jars)}
+        if mode == "local":
+            raise EngineError(
+                f"spark.jars is 'local' but {cfg.jars_dir} has no jars for {JAR_COORDINATES}: "
+                "run 'uplift-spark install-jars' first"
+            )
+    return {"spark.jars.packages": ",".join(JAR_COORDINATES)}
+
+
+def session_conf(cfg: SparkConfig) -> Dict[str, str]:
+    """Every Spark setting the project relies on, before user overrides from ``spark.conf``."""
+    conf = {
+        "spark.app.name": cfg.app_name,
+        "spark.sql.extensions": DELTA_EXTENSION,
+        "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
+        "spark.sql.shuffle.partitions": str(cfg.shuffle_partitions),
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        # SynapseML LightGBM needs a fixed set of executors while a barrier stage trains.
+        "spark.dynamicAllocation.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.databricks.delta.schema.autoMerge.enabled": "false",
+    }
+    if cfg.master.startswith("local"):
+        conf["spark.driver.memory"] = cfg.driver_memory
+        conf["spark.driver.host"] = "127.0.0.1"
+        conf["spark.driver.bindAddress"] = "127.0.0.1"
+    conf.update(_jar_conf(cfg))
+    conf.update({k: str(v) for k, v in cfg.conf.items()})
+    return conf
+
+
+def get_spark(cfg: Optional[SparkConfig] = None):
+    """Return the active session (a notebook's or a cluster's) or build one from ``cfg``.
+
+    An existing session keeps its JARs: we only check that Delta is there and tune SQL settings.
+    """
+    from pyspark.sql import SparkSession
+
+    cfg = cfg or SparkConfig()
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        active.conf.set("spark.sql.session.timeZone", "UTC")
+        return active
+    _prepare_environment(cfg.master)
+    builder = SparkSession.builder.master(cfg.master)
+    for key, value in session_conf(cfg).items():
+        builder = builder.config(key, value)
+    try:
+        spark = builder.getOrCreate()
+    except Exception as exc:  # the JVM did not start: most often JAR resolution
+        raise EngineError(f"could not start Spark ({cfg.master}) with {JAR_COORDINATES}: {exc}") from exc
+    spark.sparkContext.setLogLevel(cfg.log_level)
+    return spark
+
+
+def has_class(spark, name: str) -> bool:
+    try:
+        spark.sparkContext._jvm.java.lang.Class.forName(
+            name, True, spark.sparkContext._jvm.Thread.currentThread().getContextClassLoader()
+        )
+        return True
+    except Exception:
+        return False
+
+
+def engine_status(spark) -> Dict[str, object]:
+    """What this session can do: the Spark version and whether Delta / SynapseML LightGBM load."""
+    return {
+        "spark": spark.version,
+        "master": spark.sparkContext.master,
+        "delta": has_class(spark, _DELTA_CLASS),
+        "synapseml_lightgbm": has_class(spark, _LIGHTGBM_CLASS),
+    }
+
+
+def require_delta(spark) -> None:
+    if not has_class(spark, _DELTA_CLASS):
+        raise EngineError(f"Delta Lake is not on this session's classpath (expected {DELTA_JAR})")
+
+
+def synapseml_available(spark) -> bool:
+    try:
+        import synapse.ml.lightgbm  # noqa: F401
+    except ImportError:
+        return False
+    return has_class(spark, _LIGHTGBM_CLASS)
+
+
+__all__ = [
+    "get_spark",
+    "engine_status",
+    "install_jars",
+    "local_jars",
+    "session_conf",
+    "synapseml_available",
+    "require_delta",
+    "SYNAPSEML_LIGHTGBM_JAR",
+]
