@@ -32,7 +32,7 @@ STAGES = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="uplift-spark", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="uplift-spark", description="uplift_spark: uplift modeling for multi-arm experiments on Spark + Delta")
     sub = parser.add_subparsers(dest="stage", required=True)
     for name, (_, _, help_text) in STAGES.items():
         p = sub.add_parser(name, help=help_text)
@@ -51,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     jars = sub.add_parser("install-jars", help="fetch the pinned Delta + SynapseML JARs with Maven")
     jars.add_argument("--jars-dir", default=None, help="target folder (default: spark.jars_dir)")
     jars.add_argument("--conf-file", default=None)
+    sargs = sub.add_parser("submit-args", help="print spark-submit flags (JARs, Delta) for jobs/*.py")
+    sargs.add_argument("--conf-file", default=None)
     check = sub.add_parser("check", help="start Spark and report Delta / SynapseML availability")
     check.add_argument("--conf-file", default=None)
     check.add_argument("--master", default=None)
@@ -85,6 +87,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"[uplift-spark] {len(jars)} jars in {args.jars_dir or cfg.spark.jars_dir}")
             return 0
         cfg = _load(args)
+        if args.stage == "submit-args":
+            import shlex
+
+            from .session import submit_args
+
+            print(" ".join(shlex.quote(a) for a in submit_args(cfg.spark)))
+            return 0
         from .session import engine_status, get_spark
 
         spark = get_spark(cfg.spark)

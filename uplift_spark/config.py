@@ -187,6 +187,11 @@ class SplitConfig:
     seed: int = 2024
     min_rows_per_arm: int = bounded(20, 0)
     continuous_bins: int = bounded(4, 1)
+    # hash: per-customer uniform vs fixed thresholds (stable when customers are added, no skew);
+    # rank: rank within stratum by hash (exact shares per stratum; new data may move old customers)
+    method: str = choice("hash", "hash", "rank")
+    # approxQuantile relative error for the continuous-outcome bin edges (0 = exact, costly on big data)
+    quantile_error: float = bounded(0.001, 0.0, 0.5)
 
 
 @dataclass(frozen=True)
@@ -241,6 +246,19 @@ class ReportConfig:
 
     title: str = "Uplift model report"
     top_segments: int = bounded(5, 1)
+    # which slice the headline plots show (None: the primary outcome, "test" if present, all learners)
+    outcome: Optional[str] = None
+    split: Optional[str] = None
+    learners: Tuple[str, ...] = ()
+    # the "top k%" quoted in the summary sentence (the nearest uplift_at_<k> metric is used)
+    summary_top_percent: float = bounded(20.0, 0.0, 100.0)
+    # segments: how many of the strongest features to slice, in how many quantile bins, min rows per side
+    segment_features: int = bounded(3, 1)
+    segment_bins: int = bounded(5, 2)
+    segment_max_categories: int = bounded(12, 2)
+    segment_min_rows: int = bounded(30, 1)
+    # long tables (validation checks, decisions) are cut to this many rows in the HTML
+    max_table_rows: int = bounded(200, 10)
 
 
 @dataclass(frozen=True)
@@ -292,6 +310,29 @@ class MonitoringConfig:
     batch: Optional[str] = None
     batch_id: Optional[str] = None
     outcomes: Optional[str] = None
+    # |mean shift| of predicted uplift (reference std units) that alerts, not only warns
+    mean_shift_alert: float = bounded(1.0, 0.0)
+    # smoothing for empty bins in PSI: shares are floored at epsilon so log(0) never occurs
+    psi_epsilon: float = bounded(1e-4, 1e-12, 0.1)
+    # approxQuantile relative error for reference bin edges (0 = exact, costly on big data)
+    quantile_error: float = bounded(0.001, 0.0, 0.1)
+    # category names kept in the profile to tell "unseen" from "rare" categories
+    max_known_categories: int = bounded(1000, 1)
+    # absolute increase in null share / unseen-category share of a feature that warns
+    null_share_warn: float = bounded(0.05, 0.0, 1.0)
+    unseen_share_warn: float = bounded(0.05, 0.0, 1.0)
+    # absolute change in the share of customers with negative predicted uplift that warns
+    negative_share_warn: float = bounded(0.1, 0.0, 1.0)
+    # absolute change of any action's share (policy mix) that warns
+    action_share_warn: float = bounded(0.1, 0.0, 1.0)
+    # realized uplift: customers without an outcome row count as 0 ("zero") or are dropped ("drop")
+    missing_outcome: str = choice("zero", "zero", "drop")
+    # realized uplift: only outcomes within this many days after decided_at count (None: any time after)
+    outcome_window_days: Optional[int] = None
+    # confidence level of the realized-uplift interval (Welch t)
+    ci_level: float = bounded(0.95, 0.5, 0.999)
+    # fewer treated or holdout customers than this per action: realized uplift is reported, not judged
+    min_group_size: int = bounded(30, 2)
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,8 @@ TABLE_COLUMNS: Dict[str, Tuple[Tuple[str, str], ...]] = {
     ),
     "decisions": (
         ("run_id", "string"), ("campaign_id", "string"), ("customer_id", "string"), ("action", "string"),
-        ("expected_value", "double"), ("bucket", "string"), ("reason", "string"), ("decided_at", "timestamp"),
+        ("expected_value", "double"), ("expected_uplift", "double"), ("bucket", "string"),
+        ("policy_action", "string"), ("reason", "string"), ("decided_at", "timestamp"),
     ),
 }
 

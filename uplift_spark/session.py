@@ -35,6 +35,11 @@ def on_databricks() -> bool:
     return "DATABRICKS_RUNTIME_VERSION" in os.environ
 
 
+def launched_by_spark_submit() -> bool:
+    """PySpark started by spark-submit talks to a JVM that already exists."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
 def _prepare_environment(master: str) -> None:
     """Known local-mode needs: loopback binding and executors on the driver's interpreter."""
     if master.startswith("local") or "127.0.0.1" in master:
@@ -146,15 +151,65 @@ def get_spark(cfg: Optional[SparkConfig] = None):
         active.conf.set("spark.sql.session.timeZone", "UTC")
         return active
     _prepare_environment(cfg.master)
-    builder = SparkSession.builder.master(cfg.master)
-    for key, value in session_conf(cfg).items():
+    if launched_by_spark_submit():
+        # spark-submit already chose the master and the JARs (see ``uplift-spark submit-args``).
+        builder = SparkSession.builder
+        conf = {k: v for k, v in session_conf(cfg).items() if not k.startswith(("spark.jars", "spark.driver."))}
+        conf.pop("spark.app.name", None)
+    else:
+        builder = SparkSession.builder.master(cfg.master)
+        conf = session_conf(cfg)
+    for key, value in conf.items():
         builder = builder.config(key, value)
     try:
         spark = builder.getOrCreate()
     except Exception as exc:  # the JVM did not start: most often JAR resolution
         raise EngineError(f"could not start Spark ({cfg.master}) with {JAR_COORDINATES}: {exc}") from exc
     spark.sparkContext.setLogLevel(cfg.log_level)
+    master = spark.sparkContext.master
+    if _ships_package(master) and cfg.conf.get("spark.uplift.shipPackage", "true") != "false":
+        ship_package(spark)
     return spark
+
+
+def _ships_package(master: str) -> bool:
+    """Executors of a real cluster may lack this package; local[*] shares the driver's interpreter."""
+    return not (master == "local" or master.startswith("local["))
+
+
+def ship_package(spark) -> str:
+    """Zip ``uplift_spark`` and ``addPyFile`` it, so mapInPandas / pandas UDF code imports on executors."""
+    import zipfile
+
+    pkg_dir = os.path.dirname(os.path.abspath(__file__))
+    target = os.path.join(tempfile.mkdtemp(prefix="uplift_spark_pkg_"), "uplift_spark.zip")
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
+        for folder, dirs, files in os.walk(pkg_dir):
+            dirs[:] = [d for d in dirs if d != "__pycache__"]
+            for name in files:
+                if name.endswith((".py", ".html", ".json")):
+                    full = os.path.join(folder, name)
+                    zf.write(full, os.path.relpath(full, os.path.dirname(pkg_dir)))
+    spark.sparkContext.addPyFile(target)
+    return target
+
+
+def submit_args(cfg: Optional[SparkConfig] = None) -> list:
+    """``spark-submit`` arguments that give a job the same engine as the embedded session.
+
+    Under spark-submit the JVM starts before our code runs, so JARs must be on the command line.
+    """
+    cfg = cfg or SparkConfig()
+    args = []
+    conf = session_conf(cfg)
+    if "spark.jars.packages" in conf:
+        args += ["--packages", conf.pop("spark.jars.packages")]
+    if "spark.jars" in conf:
+        args += ["--jars", conf.pop("spark.jars")]
+    for key in ("spark.sql.extensions", "spark.sql.catalog.spark_catalog", "spark.dynamicAllocation.enabled",
+                "spark.sql.session.timeZone"):
+        args += ["--conf", f"{key}={conf[key]}"]
+    return args
 
 
 def has_class(spark, name: str) -> bool:

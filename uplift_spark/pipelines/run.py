@@ -1,0 +1,81 @@
+"""The whole pipeline under one run id: ingest → validate → split → train → predict → evaluate → report
+→ score → decide → monitor. Each stage is the same function its own command calls, so a failed gate
+stops the run exactly where ``uplift-spark <stage>`` would, and rerunning the run id is idempotent."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Dict, List, Optional
+
+from ..logs import get_logger
+from .context import RunContext, Stopwatch
+from .tracking import Tracker
+
+log = get_logger("run")
+
+STAGE_ORDER = (
+    "ingest", "validate", "split", "train", "predict", "evaluate", "report", "score", "decide", "monitor",
+)
+
+# Which CLI kwargs each stage accepts.
+_STAGE_KWARGS = {"score": ("population",), "decide": ("population",), "monitor": ("batch", "batch_id", "outcomes")}
+
+
+def run(ctx: RunContext, stages: Optional[List[str]] = None, **kwargs) -> Dict[str, object]:
+    """Run ``stages`` (default: all) in order; return per-stage summaries and where the outputs are."""
+    wanted = list(stages or STAGE_ORDER)
+    unknown = [s for s in wanted if s not in STAGE_ORDER]
+    if unknown:
+        raise ValueError(f"unknown stage {unknown[0]!r}; stages are {list(STAGE_ORDER)}")
+    total = Stopwatch()
+    summaries: Dict[str, object] = {}
+    tracker = Tracker(ctx)
+    with tracker:
+        for i, stage in enumerate(s for s in STAGE_ORDER if s in wanted):
+            watch = Stopwatch()
+            print(f"[uplift-spark] run {ctx.run_id} · stage {i + 1}/{len(wanted)} {stage} …", flush=True)
+            module = importlib.import_module(f".{stage}", __package__)
+            stage_kwargs = {k: kwargs[k] for k in _STAGE_KWARGS.get(stage, ()) if kwargs.get(k) is not None}
+            summary = module.run(ctx, **stage_kwargs)
+            summaries[stage] = summary
+            tracker.log_stage(stage, summary, watch())
+            print(f"[uplift-spark]   {stage} ok in {watch():.1f}s: {_short(summary)}", flush=True)
+        result = {
+            "run_id": ctx.run_id,
+            "seconds": round(total(), 1),
+            "output_root": ctx.store.root,
+            "tables": {name: ctx.store.location(name) for name in _written_tables(ctx)},
+            "models": ctx.model_dir,
+            "report": summaries.get("report", {}).get("html") if isinstance(summaries.get("report"), dict) else None,
+            "stages": summaries,
+        }
+        tracker.finish(result)
+    _print_final(result)
+    return result
+
+
+def _written_tables(ctx: RunContext) -> List[str]:
+    from ..io import TABLES
+
+    return [name for name in TABLES if ctx.store.exists(name)]
+
+
+def _short(summary, limit: int = 220) -> str:
+    if not isinstance(summary, dict):
+        return str(summary)[:limit]
+    parts = []
+    for key, value in summary.items():
+        if isinstance(value, (int, float, str, bool)):
+            parts.append(f"{key}={value}")
+    text = ", ".join(parts)
+    return text[:limit] + ("…" if len(text) > limit else "")
+
+
+def _print_final(result: Dict[str, object]) -> None:
+    print(f"[uplift-spark] run {result['run_id']} finished in {result['seconds']}s")
+    print(f"[uplift-spark]   output root: {result['output_root']}")
+    for name, loc in result["tables"].items():
+        print(f"[uplift-spark]   table {name:<18} {loc}")
+    print(f"[uplift-spark]   models: {result['models']}")
+    if result.get("report"):
+        print(f"[uplift-spark]   report: {result['report']}")
