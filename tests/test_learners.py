@@ -1,0 +1,275 @@
+"""T/X learners on Spark: effect recovery, agreement with a plain-lightgbm reference, persistence,
+SynapseML ↔ PyPI booster compatibility and the barrier-mode trainer (2 tasks on local[2])."""
+
+import json
+import os
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from learner_data import make_rct  # noqa: E402
+
+from uplift_spark.config import LightGBMConfig  # noqa: E402
+from uplift_spark.errors import ModelError  # noqa: E402
+
+ARMS = ["email_a", "email_b"]
+FEATURES = ["x0", "x1", "x2", "c0"]
+LGB = LightGBMConfig(num_iterations=60, learning_rate=0.1, num_leaves=8, min_data_in_leaf=40,
+                     early_stopping_round=10, num_tasks=1, seed=3)
+
+
+def _spark_df(spark, pdf):
+    from pyspark.sql import functions as F
+
+    return spark.createDataFrame(pdf).withColumn("is_valid", F.col("split") == "valid").repartition(2)
+
+
+def _pehe(est, true):
+    return float(np.sqrt(np.mean((np.asarray(est) - np.asarray(true)) ** 2)))
+
+
+@pytest.fixture(scope="module")
+def rct(spark):
+    pdf = make_rct(n=6000, seed=1)
+    return pdf, _spark_df(spark, pdf)
+
+
+def _learner(cls, **kw):
+    args = dict(outcomeCol="conversion", outcomeType="binary", treatmentArms=ARMS, featureCols=FEATURES,
+                categoricalCols=["c0"], validationCol="is_valid", backend="synapseml", lightgbm=LGB,
+                propensityPrefix="propensity")
+    args.update(kw)
+    return cls(**args)
+
+
+@pytest.fixture(scope="module")
+def fitted(rct):
+    from uplift_spark.learners import TLearner, XLearner
+
+    _, df = rct
+    train = df.where("split != 'test'")
+    return {"t": _learner(TLearner).fit(train), "x": _learner(XLearner).fit(train)}
+
+
+@pytest.fixture(scope="module")
+def test_scores(rct, fitted):
+    _, df = rct
+    test = df.where("split = 'test'")
+    cols = ["customer_id"] + [f"true_uplift_{a}" for a in ARMS]
+    out = {}
+    for name, model in fitted.items():
+        out[name] = model.transform(test).select(*cols, *model.uplift_columns.values()).toPandas() \
+            .sort_values("customer_id").reset_index(drop=True)
+    return out
+
+
+def test_learners_recover_known_effects(test_scores):
+    for name, pdf in test_scores.items():
+        for arm in ARMS:
+            true, est = pdf[f"true_uplift_{arm}"], pdf[f"uplift_{arm}"]
+            constant = _pehe(np.full(len(true), true.mean()), true)
+            assert _pehe(est, true) < 0.85 * constant, (name, arm, _pehe(est, true), constant)
+            assert np.corrcoef(est, true)[0, 1] > 0.5, (name, arm)
+        # sleeping dogs: email_a's true effect is negative where x0 < 0 and the model sees it
+        harmed = pdf["true_uplift_email_a"] < -0.05
+        assert pdf.loc[harmed, "uplift_email_a"].mean() < 0 < pdf.loc[~harmed, "uplift_email_a"].mean()
+
+
+def test_model_metadata_and_columns(fitted):
+    t, x = fitted["t"], fitted["x"]
+    assert sorted(t.boosters) == ["mu_control", "mu_email_a", "mu_email_b"]  # control trained once, shared
+    assert sorted(x.boosters) == ["mu_control", "mu_email_a", "mu_email_b", "tau0_email_a", "tau0_email_b",
+                                  "tau1_email_a", "tau1_email_b"]
+    assert x.uplift_columns == {"email_a": "uplift_email_a", "email_b": "uplift_email_b"}
+    assert x.propensity["mode"] == "columns" and x.propensity["constant"]["email_a"] == pytest.approx(0.3 / 0.7)
+    assert x.encoding.categorical == ("c0",) and x.encoding.categories["c0"] == ["a", "b", "c"]  # by frequency
+    per_arm = x.training["fingerprint"]["per_arm"]
+    assert set(per_arm) == {"control", "email_a", "email_b"}
+
+
+def _encode(pdf, model):
+    """Independent pandas encoding (NaN for unseen), mirroring the JSON encoding saved with the model."""
+    cols = []
+    for f in model.features:
+        if f in model.encoding.categorical:
+            codes = {v: float(i) for i, v in enumerate(model.encoding.categories[f])}
+            cols.append(pdf[f].map(codes).astype(float).to_numpy())
+        else:
+            cols.append(pdf[f].astype(float).to_numpy())
+    return np.column_stack(cols)
+
+
+def test_matches_single_machine_lightgbm_reference(rct, fitted, test_scores):
+    """Same data, same params, one task, deterministic: PyPI lightgbm 4.6 reproduces SynapseML's
+    native 3.3.5 training. Not bit-exact in general (row order inside the task changes float summation
+    order of histograms), so we allow 1e-4 on the probability scale; early-stopping picks the same
+    iteration because validation losses agree to ~1e-12."""
+    import lightgbm as lgb
+
+    from uplift_spark.learners import lightgbm_params
+
+    pdf, _ = rct
+    model = fitted["t"]
+    params = lightgbm_params(LGB, "binary")
+    params["num_threads"] = 1
+    test = pdf[pdf.split == "test"].sort_values("customer_id").reset_index(drop=True)
+    mu = {}
+    for arm in ["control"] + ARMS:
+        tr = pdf[(pdf.arm == arm) & (pdf.split == "train")]
+        va = pdf[(pdf.arm == arm) & (pdf.split == "valid")]
+        dtrain = lgb.Dataset(_encode(tr, model), tr.conversion.astype(float),
+                             categorical_feature=model.encoding.categorical_indexes)
+        dvalid = lgb.Dataset(_encode(va, model), va.conversion.astype(float), reference=dtrain)
+        booster = lgb.train(params, dtrain, LGB.num_iterations, valid_sets=[dvalid],
+                            callbacks=[lgb.early_stopping(LGB.early_stopping_round, verbose=False)])
+        mu[arm] = booster.predict(_encode(test, model), num_iteration=booster.best_iteration)
+    got = test_scores["t"]
+    for arm in ARMS:
+        np.testing.assert_allclose(got[f"uplift_{arm}"], mu[arm] - mu["control"], atol=1e-4)
+
+
+def test_synapseml_booster_text_loads_in_pypi_lightgbm(spark):
+    """SynapseML 1.1.3 bundles native LightGBM 3.3.5; its model text must predict identically in 4.6."""
+    import lightgbm as lgb
+    from pyspark.ml.feature import VectorAssembler
+    from pyspark.ml.functions import vector_to_array
+    from synapse.ml.lightgbm import LightGBMClassifier
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(1500, 3))
+    y = (rng.random(1500) < 1 / (1 + np.exp(-(x[:, 0] + x[:, 1] * x[:, 2])))).astype(float)
+    df = spark.createDataFrame(pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "label": y}))
+    # repartition, not coalesce: a barrier stage refuses ancestors with another partition count
+    data = VectorAssembler(inputCols=["a", "b", "c"], outputCol="features").transform(df).repartition(1)
+    model = LightGBMClassifier(numIterations=25, numLeaves=8, verbosity=-1, deterministic=True,
+                               useBarrierExecutionMode=True, numTasks=1).fit(data)
+    native = model.transform(data).select("a", "b", "c", vector_to_array("probability")[1].alias("p")).toPandas()
+    booster = lgb.Booster(model_str=model.getNativeModel())
+    ours = booster.predict(native[["a", "b", "c"]].to_numpy())
+    np.testing.assert_allclose(ours, native["p"].to_numpy(), rtol=0, atol=1e-9)
+
+
+def test_save_load_scores_identically_and_refuses_tampering(rct, fitted, test_scores, tmp_path):
+    from uplift_spark.learners import UpliftModel, load_uplift_model
+
+    _, df = rct
+    path = fitted["x"].save(str(tmp_path / "x_model"))
+    meta = json.load(open(os.path.join(path, "metadata.json")))
+    assert set(meta["files"]) == {f"{k}.txt" for k in fitted["x"].boosters}
+    assert meta["learner"] == "x" and meta["features"] == FEATURES and meta["treatment_arms"] == ARMS
+    assert meta["training"]["fingerprint"]["per_arm"]["control"]["rows"] > 0
+    loaded = UpliftModel.load(path)
+    again = loaded.transform(df.where("split = 'test'")).select("customer_id", "uplift_email_a", "uplift_email_b") \
+        .toPandas().sort_values("customer_id").reset_index(drop=True)
+    np.testing.assert_array_equal(again["uplift_email_a"], test_scores["x"]["uplift_email_a"])
+    np.testing.assert_array_equal(again["uplift_email_b"], test_scores["x"]["uplift_email_b"])
+
+    victim = os.path.join(path, "tau1_email_b.txt")
+    with open(victim, "a", encoding="utf-8") as fh:
+        fh.write("\n# tampered\n")
+    with pytest.raises(ModelError, match="tau1_email_b.txt"):
+        load_uplift_model(path)
+    os.remove(victim)
+    with pytest.raises(ModelError, match="tau1_email_b.txt.*missing"):
+        load_uplift_model(path)
+
+
+def test_x_learner_beats_t_learner_with_small_treated_arm(spark):
+    """10% treated: the X-learner's effect model leans on the big control group (Künzel et al.)."""
+    from uplift_spark.learners import TLearner, XLearner
+
+    pdf = make_rct(n=8000, shares=(0.8, 0.1, 0.1), seed=4)
+    df = _spark_df(spark, pdf)
+    train, test = df.where("split != 'test'"), df.where("split = 'test'")
+    lgb_cfg = LightGBMConfig(num_iterations=60, learning_rate=0.1, num_leaves=8, min_data_in_leaf=40,
+                             early_stopping_round=10, num_tasks=1, seed=3)
+    pehe = {}
+    for name, cls in (("t", TLearner), ("x", XLearner)):
+        model = _learner(cls, treatmentArms=["email_a"], lightgbm=lgb_cfg, propensityPrefix="").fit(train)
+        out = model.transform(test).select("uplift_email_a", "true_uplift_email_a").toPandas()
+        pehe[name] = _pehe(out["uplift_email_a"], out["true_uplift_email_a"])
+        if name == "x":
+            assert model.propensity["source"] == "empirical"
+            assert model.propensity["constant"]["email_a"] == pytest.approx(1 / 9, abs=0.02)
+    assert pehe["x"] <= pehe["t"] * 1.02, pehe
+
+
+def test_feature_encoding_unseen_and_null_are_missing(spark):
+    from uplift_spark.learners import FeatureEncoding, fit_encoding
+
+    df = spark.createDataFrame(pd.DataFrame({"c": ["b", "a", "b", "c", "b", "a"], "n": [1, 2, 3, 4, 5, 6]}))
+    enc = fit_encoding(df, ["n", "c"], ["c"])
+    assert enc.categories["c"] == ["b", "a", "c"] and enc.categorical_indexes == [1]
+    assert FeatureEncoding.from_json(json.loads(json.dumps(enc.to_json()))) == enc
+    new = spark.createDataFrame([("a", 1.0), ("zzz", None), (None, 2.0)], "c string, n double")
+    rows = enc.transform(new).collect()
+    assert rows[0][1] == 1.0 and rows[0][0] == 1.0
+    assert np.isnan(rows[1][1]) and np.isnan(rows[1][0]) and np.isnan(rows[2][1])
+
+
+def test_barrier_trainer_two_tasks_matches_reference_quality(spark):
+    """PyPI lightgbm in a Spark barrier stage with 2 tasks (data-parallel network) on local[2]."""
+    import lightgbm as lgb
+    from pyspark.sql import functions as F
+
+    from uplift_spark.learners import BarrierTrainer, lightgbm_params
+
+    rng = np.random.default_rng(9)
+    n = 4000
+    x = rng.normal(size=(n, 3))
+    y = 2.0 * x[:, 0] - x[:, 1] ** 2 + rng.normal(scale=0.5, size=n)
+    valid = rng.random(n) < 0.2
+    pdf = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "y": y, "v": valid})
+    df = spark.createDataFrame(pdf).withColumn("v", F.col("v").cast("boolean"))
+    cfg = LightGBMConfig(num_iterations=80, learning_rate=0.1, num_leaves=8, min_data_in_leaf=20,
+                         early_stopping_round=5, num_tasks=2, seed=1)
+    res = BarrierTrainer(spark, cfg).train(df, "y", ["a", "b", "c"], ["a", "b", "c"], "regression", [], "v")
+    assert res.num_tasks == 2 and res.backend == "barrier"
+    ours = lgb.Booster(model_str=res.model_str).predict(x[valid])
+    params = lightgbm_params(cfg, "regression")
+    ref = lgb.train(params, lgb.Dataset(x[~valid], y[~valid]), cfg.num_iterations)
+    mse_ours = float(np.mean((ours - y[valid]) ** 2))
+    mse_ref = float(np.mean((ref.predict(x[valid]) - y[valid]) ** 2))
+    assert mse_ours < 1.15 * mse_ref and mse_ours < 0.5 * np.var(y[valid]), (mse_ours, mse_ref)
+    assert 0 < res.best_iteration <= cfg.num_iterations
+
+
+def test_known_propensity_sources():
+    from uplift_spark.learners.propensity import known_propensity
+
+    rows = {"control": 600, "a": 200, "b": 200}
+    alloc = known_propensity([], "control", ["a", "b"], rows, {"control": 0.5, "a": 0.25, "b": 0.25}, None, 0.01)
+    assert alloc["source"] == "allocation" and alloc["constant"]["a"] == pytest.approx(1 / 3)
+    emp = known_propensity([], "control", ["a", "b"], rows, {}, None, 0.01)
+    assert emp["source"] == "empirical" and emp["constant"]["b"] == pytest.approx(0.25)
+    cols = known_propensity(["p_control", "p_a", "p_b"], "control", ["a", "b"], rows, {}, "p", 0.05,
+                            {"a": 0.4, "b": 0.3})
+    assert cols["mode"] == "columns" and cols["columns"]["a"] == "p_a" and cols["control_column"] == "p_control"
+
+
+def test_combine_uplift_formulas():
+    """τ_T = μ_k − μ_0; τ_X = e·τ0 + (1 − e)·τ1 with e from constant / columns / booster, clipped."""
+    from uplift_spark.learners.scoring import combine_uplift
+
+    n = 4
+    fake = {"mu_control": np.full(n, 0.1), "mu_a": np.array([0.2, 0.3, 0.1, 0.0]),
+            "tau0_a": np.full(n, 0.5), "tau1_a": np.full(n, -0.5), "prop_a": np.array([0.0, 0.25, 0.5, 1.0])}
+    preds = fake.__getitem__
+    t = combine_uplift({"learner": "t", "control_key": "control", "arm_keys": {"A": "a"}, "propensity": {}},
+                       preds, {}, n)
+    np.testing.assert_allclose(t["A"], fake["mu_a"] - 0.1)
+    base = {"learner": "x", "control_key": "control", "arm_keys": {"A": "a"}}
+    est = combine_uplift(dict(base, propensity={"mode": "estimate", "clip": 0.1}), preds, {}, n)
+    e = np.clip(fake["prop_a"], 0.1, 0.9)
+    np.testing.assert_allclose(est["A"], e * 0.5 + (1 - e) * -0.5)
+    const = combine_uplift(dict(base, propensity={"mode": "constant", "clip": 0.01, "constant": {"A": 0.2}}),
+                           preds, {}, n)
+    np.testing.assert_allclose(const["A"], 0.2 * 0.5 + 0.8 * -0.5)
+    prop = {"mode": "columns", "clip": 0.01, "constant": {"A": 0.2}, "columns": {"A": "p_a"}, "control_column": "p_c"}
+    cols = combine_uplift(dict(base, propensity=prop), preds,
+                          {"p_a": np.array([0.3, 0.3, np.nan, 0.1]), "p_c": np.array([0.3, 0.1, 0.5, 0.3])}, n)
+    e = np.array([0.5, 0.75, 0.2, 0.25])  # NaN row falls back to the training constant
+    np.testing.assert_allclose(cols["A"], e * 0.5 + (1 - e) * -0.5)

@@ -1,0 +1,15 @@
+"""Exact, distributed uplift evaluation (Qini/uplift curves, AUUC, uplift@k, bootstrap CIs, deciles).
+
+Pure functions on DataFrames: no config files, no sessions, no table names (pipelines do that).
+"""
+
+from .calibration import decile_calibration, deciles_frame
+from .curves import CurveResult, exact_curve
+from .metrics import MetricRow, uplift_at_name, uplift_metrics
+from .scan import ScanSettings, prepare, scan_uplift
+from .suite import UpliftEvaluation, evaluate_uplift
+
+__all__ = [
+    "CurveResult", "MetricRow", "ScanSettings", "UpliftEvaluation", "decile_calibration", "deciles_frame",
+    "evaluate_uplift", "exact_curve", "prepare", "scan_uplift", "uplift_at_name", "uplift_metrics",
+]

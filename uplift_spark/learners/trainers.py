@@ -1,0 +1,343 @@
+"""Distributed LightGBM training behind one interface, returning the booster as LightGBM model text.
+
+Two backends with the same parameters (from :class:`~uplift_spark.config.LightGBMConfig`):
+
+* ``synapseml`` — SynapseML ``LightGBMClassifier``/``LightGBMRegressor`` on the executors (barrier
+  execution mode, finite network timeout, early stopping on rows flagged by a validation column).
+* ``barrier`` — PyPI ``lightgbm`` inside a Spark barrier stage (``mapInPandas(..., barrier=True)``):
+  every task learns its peers' ``host:port`` through ``allGather`` and joins one data-parallel
+  LightGBM network (the pattern of ``lightgbm.dask`` and ``xgboost.spark``). Used where the SynapseML
+  JAR is absent. Early stopping stays consistent across machines because each iteration's validation
+  loss is summed over all tasks with ``allGather`` before any task decides to stop.
+
+Both return the model text, which PyPI ``lightgbm.Booster(model_str=...)`` loads for scoring.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
+
+from ..config import LightGBMConfig
+from ..errors import ModelError
+from ..logs import get_logger
+
+log = get_logger("learners.trainers")
+
+BINARY = "binary"
+REGRESSION = "regression"
+_METRIC = {BINARY: "binary_logloss", REGRESSION: "l2"}
+# Minority-class rows each task should expect before we trust a random split to give it both classes.
+_MIN_CLASS_ROWS_PER_TASK = 10
+
+
+@dataclass(frozen=True)
+class TrainedBooster:
+    """One trained booster: LightGBM model text plus how it was obtained."""
+
+    model_str: str
+    backend: str
+    num_tasks: int
+    best_iteration: int = 0
+
+
+def lightgbm_params(cfg: LightGBMConfig, objective: str) -> Dict[str, object]:
+    """PyPI/native LightGBM parameter names for ``cfg`` (the barrier trainer and the references use it)."""
+    if objective not in _METRIC:
+        raise ModelError(f"unknown objective {objective!r} (expected {sorted(_METRIC)})")
+    params: Dict[str, object] = {
+        "objective": objective,
+        "metric": _METRIC[objective],
+        "num_leaves": cfg.num_leaves,
+        "learning_rate": cfg.learning_rate,
+        "min_data_in_leaf": cfg.min_data_in_leaf,
+        "feature_fraction": cfg.feature_fraction,
+        "bagging_fraction": cfg.bagging_fraction,
+        "bagging_freq": cfg.bagging_freq,
+        "lambda_l2": cfg.lambda_l2,
+        "max_bin": cfg.max_bin,
+        "seed": cfg.seed,
+        "deterministic": True,
+        "verbosity": -1,
+    }
+    params.update(dict(cfg.extra))
+    return params
+
+
+def _task_count(spark, cfg: LightGBMConfig) -> int:
+    return cfg.num_tasks if cfg.num_tasks > 0 else max(1, spark.sparkContext.defaultParallelism)
+
+
+def partition_for_training(df, label_col: str, n_tasks: int, classifier: bool, seed: int,
+                           valid_col: Optional[str] = None):
+    """Spread rows over ``n_tasks`` partitions so each task sees data (and, for a classifier, both
+    classes): LightGBM fails or silently degrades on a single-class partition.
+
+    Returns ``(df, n_tasks)``; ``n_tasks`` may be lowered when the minority class is too small to
+    give every task a share. Uses only small aggregates (class counts per partition).
+    """
+    from pyspark.sql import functions as F
+
+    train_rows = df if valid_col is None else df.where(~F.col(valid_col))
+    if classifier:  # two groups at most: a small aggregate
+        counts = {r[0]: r[1] for r in train_rows.groupBy(label_col).count().limit(3).collect()}
+        if set(counts) - {0.0, 1.0}:
+            raise ModelError(f"binary label {label_col!r} has values other than 0/1 "
+                             f"(e.g. {sorted(counts, key=str)[:3]}): declare the outcome continuous")
+    else:
+        counts = {"rows": train_rows.count()}
+    total = sum(counts.values())
+    if total == 0:
+        raise ModelError(f"no training rows for label {label_col!r}")
+    if classifier:
+        if len(counts) < 2:
+            raise ModelError(
+                f"label {label_col!r} has a single class {sorted(counts)} in the training rows: "
+                "a classifier needs both 0 and 1"
+            )
+        minority = min(counts.values())
+        n_tasks = max(1, min(n_tasks, minority // _MIN_CLASS_ROWS_PER_TASK))
+    n_tasks = max(1, min(n_tasks, total // 2))
+    key = F.xxhash64(F.lit(seed), *[F.col(c) for c in df.columns])
+    parted = df.repartition(n_tasks, key)
+    if classifier and n_tasks > 1:
+        rows = (parted.where(~F.col(valid_col)) if valid_col else parted)
+        seen = rows.groupBy(F.spark_partition_id().alias("p")).agg(
+            F.countDistinct(label_col).alias("k")).collect()
+        bad = [r["p"] for r in seen if r["k"] < 2]
+        if len(seen) < n_tasks or bad:
+            raise ModelError(
+                f"training partition {bad[0] if bad else 'empty'} of {n_tasks} lacks one class of "
+                f"{label_col!r}: lower model.lightgbm.num_tasks"
+            )
+    return parted, n_tasks
+
+
+class Trainer:
+    """Train one LightGBM booster on encoded double feature columns of a Spark DataFrame."""
+
+    backend = "abstract"
+
+    def __init__(self, spark, cfg: LightGBMConfig):
+        self.spark = spark
+        self.cfg = cfg
+
+    def train(self, df, label_col: str, feature_cols: Sequence[str], feature_names: Sequence[str],
+              objective: str, categorical_indexes: Sequence[int] = (),
+              valid_col: Optional[str] = None) -> TrainedBooster:
+        raise NotImplementedError
+
+
+# ------------------------------------------------------------------------------------------ SynapseML
+
+
+class SynapseMLTrainer(Trainer):
+    """SynapseML LightGBM on the executors (native LightGBM bundled in the JAR)."""
+
+    backend = "synapseml"
+
+    def estimator(self, objective: str, label_col: str, features_col: str, feature_names: Sequence[str],
+                  categorical_indexes: Sequence[int], valid_col: Optional[str], n_tasks: int):
+        from synapse.ml.lightgbm import LightGBMClassifier, LightGBMRegressor
+
+        c = self.cfg
+        cls = LightGBMClassifier if objective == BINARY else LightGBMRegressor
+        est = cls(
+            featuresCol=features_col, labelCol=label_col, objective=objective, metric=_METRIC[objective],
+            numLeaves=c.num_leaves, learningRate=c.learning_rate, numIterations=c.num_iterations,
+            minDataInLeaf=c.min_data_in_leaf, featureFraction=c.feature_fraction,
+            baggingFraction=c.bagging_fraction, baggingFreq=c.bagging_freq, lambdaL2=c.lambda_l2,
+            maxBin=c.max_bin, seed=c.seed, deterministic=True, verbosity=-1,
+            useBarrierExecutionMode=True, timeout=float(c.timeout_seconds),
+            dataTransferMode=c.data_transfer_mode, slotNames=list(feature_names),
+        )
+        if categorical_indexes:
+            est.setCategoricalSlotIndexes(list(categorical_indexes))
+        if c.num_tasks > 0:
+            est.setNumTasks(n_tasks)
+        if valid_col:
+            est.setValidationIndicatorCol(valid_col)
+            est.setEarlyStoppingRound(c.early_stopping_round)
+        if c.extra:
+            est.setPassThroughArgs(" ".join(f"{k}={v}" for k, v in c.extra.items()))
+        return est
+
+    def train(self, df, label_col, feature_cols, feature_names, objective, categorical_indexes=(),
+              valid_col=None) -> TrainedBooster:
+        from pyspark.ml.feature import VectorAssembler
+
+        from pyspark.sql import functions as F
+
+        features_col = "__uplift_features"
+        data = df.select(*[F.col(c).cast("double").alias(c) for c in list(feature_cols) + [label_col]],
+                         *([F.col(valid_col).cast("boolean").alias(valid_col)] if valid_col else []))
+        data, n_tasks = partition_for_training(
+            data, label_col, _task_count(self.spark, self.cfg), objective == BINARY, self.cfg.seed, valid_col)
+        # VectorAssembler is a narrow map: the partitioning above reaches the LightGBM tasks unchanged
+        data = VectorAssembler(inputCols=list(feature_cols), outputCol=features_col,
+                               handleInvalid="keep").transform(data)
+        data = data.select(features_col, label_col, *([valid_col] if valid_col else []))
+        est = self.estimator(objective, label_col, features_col, feature_names, categorical_indexes,
+                             valid_col, n_tasks)
+        try:
+            fitted = est.fit(data)
+            model_str = fitted.getNativeModel()
+        except Exception as exc:  # py4j errors carry the JVM message: keep it
+            raise ModelError(f"SynapseML LightGBM training of {label_col!r} ({objective}) failed: {exc}") from exc
+        return TrainedBooster(model_str=model_str, backend=self.backend, num_tasks=n_tasks)
+
+
+# ------------------------------------------------------------------------------------------ barrier
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("", 0))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        return s.getsockname()[1]
+
+
+def _barrier_train_fn(params: dict, num_rounds: int, label_col: str, feature_cols: List[str],
+                      feature_names: List[str], categorical_indexes: List[int], valid_col: Optional[str],
+                      early_stopping_rounds: int, timeout_minutes: int):
+    """Build the per-task function (kept free of Spark objects so it serializes cleanly)."""
+
+    def fn(batches):
+        import numpy as np
+        import pandas as pd
+        import lightgbm as lgb
+        from pyspark import BarrierTaskContext
+
+        ctx = BarrierTaskContext.get()
+        frames = list(batches)
+        pdf = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+            columns=feature_cols + [label_col] + ([valid_col] if valid_col else []))
+        rank = ctx.partitionId()
+        host = ctx.getTaskInfos()[rank].address.rsplit(":", 1)[0]
+        port = _free_port()
+        peers = ctx.allGather(f"{host}:{port}")
+        n_machines = len(peers)
+        if valid_col:
+            is_valid = pdf[valid_col].astype(bool).to_numpy()
+        else:
+            is_valid = np.zeros(len(pdf), dtype=bool)
+        train_pdf, valid_pdf = pdf[~is_valid], pdf[is_valid]
+        if len(train_pdf) == 0:
+            raise RuntimeError(f"barrier task {rank} received no training rows")
+        local = dict(params)
+        if n_machines > 1:
+            local.update({
+                "machines": ",".join(peers), "local_listen_port": port, "num_machines": n_machines,
+                "tree_learner": "data", "pre_partition": True, "time_out": timeout_minutes,
+            })
+        x = train_pdf[feature_cols].to_numpy(dtype=np.float64)
+        y = train_pdf[label_col].to_numpy(dtype=np.float64)
+        dtrain = lgb.Dataset(x, y, feature_name=feature_names, categorical_feature=categorical_indexes or "auto",
+                             free_raw_data=True)
+        valid_sets, callbacks = [], []
+        use_valid = early_stopping_rounds > 0 and valid_col is not None
+        if use_valid:
+            if len(valid_pdf):
+                xv = valid_pdf[feature_cols].to_numpy(dtype=np.float64)
+                yv = valid_pdf[label_col].to_numpy(dtype=np.float64)
+                valid_sets = [lgb.Dataset(xv, yv, reference=dtrain)]
+            n_valid = float(len(valid_pdf))
+            state = {"best": math.inf, "best_iter": 0}
+
+            def global_early_stopping(env):
+                # Every task must call allGather each iteration, with or without local valid rows.
+                local_sum = 0.0
+                if env.evaluation_result_list:
+                    local_sum = float(env.evaluation_result_list[0][2]) * n_valid
+                parts = [json.loads(p) for p in ctx.allGather(json.dumps([local_sum, n_valid]))]
+                total_n = sum(p[1] for p in parts)
+                score = sum(p[0] for p in parts) / total_n if total_n else math.inf
+                if score < state["best"] - 1e-15:
+                    state["best"], state["best_iter"] = score, env.iteration
+                stop = env.iteration - state["best_iter"] >= early_stopping_rounds
+                if stop or env.iteration == env.end_iteration - 1:
+                    raise lgb.callback.EarlyStopException(
+                        state["best_iter"], [("valid", params["metric"], state["best"], False)])
+
+            callbacks.append(global_early_stopping)
+        try:
+            booster = lgb.train(local, dtrain, num_boost_round=num_rounds, valid_sets=valid_sets,
+                                valid_names=["valid"] * len(valid_sets), callbacks=callbacks)
+            best = int(booster.best_iteration or 0)
+            text = booster.model_to_string(num_iteration=best if best > 0 else -1)
+        finally:
+            if n_machines > 1:
+                try:
+                    lgb.basic._LIB.LGBM_NetworkFree()
+                except Exception:  # noqa: BLE001 - freeing must never mask the real error
+                    pass
+        if rank == 0:
+            yield pd.DataFrame({"model": [text], "best_iteration": [best], "tasks": [n_machines]})
+
+    return fn
+
+
+class BarrierTrainer(Trainer):
+    """PyPI ``lightgbm`` in a Spark barrier stage: one data-parallel LightGBM network over the tasks."""
+
+    backend = "barrier"
+
+    def train(self, df, label_col, feature_cols, feature_names, objective, categorical_indexes=(),
+              valid_col=None) -> TrainedBooster:
+        from pyspark.sql import functions as F
+
+        cols = list(feature_cols) + [label_col] + ([valid_col] if valid_col else [])
+        data = df.select(*[F.col(c).cast("double").alias(c) for c in list(feature_cols) + [label_col]],
+                         *([F.col(valid_col).cast("boolean").alias(valid_col)] if valid_col else []))
+        data, n_tasks = partition_for_training(
+            data, label_col, _task_count(self.spark, self.cfg), objective == BINARY, self.cfg.seed, valid_col)
+        params = lightgbm_params(self.cfg, objective)
+        params["num_threads"] = int(self.spark.conf.get("spark.task.cpus", "1") or 1)
+        if valid_col:
+            params["first_metric_only"] = True
+        fn = _barrier_train_fn(params, self.cfg.num_iterations, label_col, list(feature_cols),
+                               list(feature_names), list(categorical_indexes), valid_col,
+                               self.cfg.early_stopping_round if valid_col else 0,
+                               max(1, int(math.ceil(self.cfg.timeout_seconds / 60.0))))
+        try:
+            rows = data.select(*cols).mapInPandas(
+                fn, "model string, best_iteration int, tasks int", barrier=True).collect()
+        except Exception as exc:
+            raise ModelError(f"barrier LightGBM training of {label_col!r} ({objective}) on {n_tasks} "
+                             f"tasks failed: {exc}") from exc
+        if len(rows) != 1:
+            raise ModelError(f"barrier LightGBM training of {label_col!r} returned {len(rows)} models, expected 1")
+        return TrainedBooster(model_str=rows[0]["model"], backend=self.backend, num_tasks=int(rows[0]["tasks"]),
+                              best_iteration=int(rows[0]["best_iteration"]))
+
+
+def resolve_backend(spark, backend: str) -> str:
+    """``auto`` → SynapseML when its JAR and Python package load in this session, else barrier."""
+    if backend == "auto":
+        from ..session import synapseml_available
+
+        return "synapseml" if synapseml_available(spark) else "barrier"
+    if backend not in ("synapseml", "barrier"):
+        raise ModelError(f"model.backend: unknown backend {backend!r} (expected auto, synapseml, barrier)")
+    if backend == "synapseml":
+        from ..session import synapseml_available
+
+        if not synapseml_available(spark):
+            raise ModelError("model.backend is 'synapseml' but SynapseML LightGBM is not on this session's "
+                             "classpath: use backend 'barrier' or 'auto'")
+    return backend
+
+
+def make_trainer(spark, cfg: LightGBMConfig, backend: str = "auto") -> Trainer:
+    name = resolve_backend(spark, backend)
+    return SynapseMLTrainer(spark, cfg) if name == "synapseml" else BarrierTrainer(spark, cfg)
+
+
+__all__ = [
+    "BINARY", "REGRESSION", "TrainedBooster", "Trainer", "SynapseMLTrainer", "BarrierTrainer",
+    "lightgbm_params", "make_trainer", "resolve_backend", "partition_for_training",
+]

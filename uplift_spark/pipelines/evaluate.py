@@ -1,0 +1,135 @@
+"""``uplift-spark evaluate``: exact Qini/uplift curves, metrics with bootstrap CIs and decile calibration.
+
+Reads ``predictions`` (long: one row per customer x treatment arm per learner/outcome/split) and the
+actual arm and outcomes from ``experiment_log``. For each learner, treatment arm k, outcome and
+split listed in ``evaluation.splits`` that exists, rows whose actual arm is k are treated, control
+rows are control and other arms' rows are left out. Writes ``uplift_curves``, ``uplift_metrics`` and
+``uplift_by_decile`` (each replaced for this run in one Delta commit: reruns are idempotent).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Dict, List, Optional
+
+from ..errors import DataError
+from ..evaluation import evaluate_uplift
+from ..logs import get_logger
+from ..schemas import TABLE_COLUMNS, conform
+from .context import RunContext, Stopwatch
+
+log = get_logger("evaluate")
+
+ID, ARM = "customer_id", "arm"
+_ACTUAL, _T, _SCORE = "_actual_arm", "_treated", "_score"
+
+
+def _clean(value):
+    """NaN/inf → None, NumPy scalars → Python (Delta gets nulls for undefined metrics)."""
+    if value is None:
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _frame(spark, rows: List[tuple], table: str):
+    schema = ", ".join(f"`{c}` {t}" for c, t in TABLE_COLUMNS[table] if c != "*")
+    return conform(spark.createDataFrame([tuple(_clean(v) for v in r) for r in rows], schema), table)
+
+
+def _outcome_binary(cfg, outcome: str) -> Optional[bool]:
+    if outcome in cfg.data.outcome_names:
+        return cfg.data.outcome(outcome).type == "binary"
+    return None  # not configured: detected from the data
+
+
+def run(ctx: RunContext, **_ignored) -> Dict[str, object]:
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    cfg, ev, spark = ctx.cfg, ctx.cfg.evaluation, ctx.spark
+    watch = Stopwatch()
+    preds = ctx.store.read_run("predictions", ctx.run_id)
+    experiment = ctx.store.read_run("experiment_log", ctx.run_id)
+    control = cfg.data.control_arm
+
+    combos = [r.asDict() for r in preds.groupBy("learner", "outcome", "split", "arm").count().collect()]
+    wanted = [s for s in ev.splits if any(c["split"] == s for c in combos)]
+    if not wanted:
+        have = sorted({c["split"] for c in combos})
+        raise DataError(f"predictions: none of evaluation.splits {list(ev.splits)} present for run "
+                        f"{ctx.run_id!r} (have {have})")
+    outcomes = sorted({c["outcome"] for c in combos})
+    missing = [o for o in outcomes if o not in experiment.columns]
+    if missing:
+        raise DataError(f"experiment_log: outcome column {missing[0]!r} named in predictions is missing")
+    if any(c["arm"] == control for c in combos):
+        raise DataError(f"predictions: rows for the control arm {control!r}; expected treatment arms only")
+
+    joined = (
+        preds.where(F.col("split").isin(wanted))
+        .select("learner", "outcome", "split", "arm", ID, F.col("uplift").alias(_SCORE))
+        .join(experiment.select(ID, F.col(ARM).alias(_ACTUAL), *outcomes), ID)
+        .where((F.col(_ACTUAL) == F.col("arm")) | (F.col(_ACTUAL) == F.lit(control)))
+        .withColumn(_T, (F.col(_ACTUAL) == F.col("arm")).cast("int"))
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    try:
+        counts = {}
+        for r in joined.groupBy("learner", "outcome", "split", "arm", _T).count().collect():
+            counts[(r["learner"], r["outcome"], r["split"], r["arm"], r[_T])] = r["count"]
+        curves, metrics, deciles = [], [], []
+        evaluated, skipped = 0, []
+        keys = sorted({(c["learner"], c["outcome"], c["split"], c["arm"]) for c in combos if c["split"] in wanted},
+                      key=lambda k: (k[0], k[1], wanted.index(k[2]), k[3]))
+        for learner, outcome, split, arm in keys:
+            n_t = counts.get((learner, outcome, split, arm, 1), 0)
+            n_c = counts.get((learner, outcome, split, arm, 0), 0)
+            if n_t == 0 or n_c == 0:
+                skipped.append(f"{learner}/{arm}/{outcome}/{split}")
+                log.warning("skipping %s/%s/%s/%s: %d treated, %d control rows", learner, arm, outcome, split,
+                            n_t, n_c)
+                continue
+            part = joined.where(
+                (F.col("learner") == learner) & (F.col("outcome") == outcome) & (F.col("split") == split)
+                & (F.col("arm") == arm)
+            )
+            result = evaluate_uplift(part, _SCORE, _T, outcome, ev, id_col=ID,
+                                     binary=_outcome_binary(cfg, outcome))
+            key = (ctx.run_id, learner, arm, outcome, split)
+            for p in result.curve.itertuples(index=False):
+                curves.append(key + (p.point, p.n, p.n_t, p.n_c, p.y_t, p.y_c, p.qini, p.uplift,
+                                     p.qini_low, p.qini_high, p.uplift_low, p.uplift_high))
+            for m in result.metrics:
+                metrics.append(key + (m.metric, m.value, m.ci_low, m.ci_high))
+            for d in result.deciles.itertuples(index=False):
+                deciles.append(key + (d.decile, d.n_t, d.n_c, d.predicted, d.observed, d.se,
+                                      d.treated_mean, d.control_mean))
+            evaluated += 1
+            log.info("evaluated %s/%s/%s/%s: %d treated, %d control rows (%.1fs)", learner, arm, outcome, split,
+                     n_t, n_c, watch())
+    finally:
+        joined.unpersist()
+    if not evaluated:
+        raise DataError(f"evaluate: no (learner, arm, outcome, split) with both treated and control rows "
+                        f"(skipped {skipped})")
+    locations = {
+        "uplift_curves": ctx.store.write(_frame(spark, curves, "uplift_curves"), "uplift_curves", ctx.run_id),
+        "uplift_metrics": ctx.store.write(_frame(spark, metrics, "uplift_metrics"), "uplift_metrics", ctx.run_id),
+        "uplift_by_decile": ctx.store.write(_frame(spark, deciles, "uplift_by_decile"), "uplift_by_decile",
+                                            ctx.run_id),
+    }
+    headline = {}
+    for row in metrics:
+        _, learner, arm, outcome, split, name, value, low, high = row
+        if name in ("qini_auc", "qini_coefficient") and (name == "qini_auc" or f"{learner}/{arm}/{outcome}/{split}"
+                                                         not in headline):
+            headline[f"{learner}/{arm}/{outcome}/{split}"] = {"metric": name, "value": _clean(value)}
+    return {
+        "run_id": ctx.run_id, "evaluated": evaluated, "skipped": skipped, "splits": wanted,
+        "rows": {"uplift_curves": len(curves), "uplift_metrics": len(metrics), "uplift_by_decile": len(deciles)},
+        "tables": locations, "headline": headline, "seconds": round(watch(), 1),
+    }
