@@ -1,0 +1,90 @@
+"""``uplift-spark decide``: one action per customer from the run's ``scores`` → ``decisions`` and
+``decision_summary``.
+
+Eligibility rules read population columns, which ``scores`` does not carry: the rules are evaluated on
+the population (``--population`` / ``policy.population`` / the run's ``experiment_log``, as in ``score``)
+and only the boolean ``eligible_<arm>`` flags are joined to the scores by customer id. A scored customer
+missing from the population is not eligible for arms that have a rule. Values are recomputed from the
+stored uplifts with the current ``policy`` config. Every check (arms, rules, constraints) runs before the
+first write, so a bad config writes nothing; each table is written in one commit per run id.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import List, Optional
+
+from ..errors import PolicyError
+from ..logs import get_logger
+from ..policy import decide, outcome_uplift_column, policy_arms
+from ..policy.decide import check_constraints
+from ..policy.eligibility import eligible_column, has_rules, rule_expression
+from ..policy.value import economics
+from ..schemas import conform, slug, uplift_column
+from .context import RunContext
+from .score import load_population
+
+log = get_logger("decide")
+
+
+def _treatment_arms(ctx: RunContext, scores) -> List[str]:
+    arms = sorted(r["arm"] for r in scores.select("arm").distinct().collect())
+    try:
+        from ..learners import load_manifest
+
+        order = list(load_manifest(ctx.model_dir)["treatment_arms"])
+        return [a for a in order if a in arms] + [a for a in arms if a not in order]
+    except Exception:  # noqa: BLE001 - scores alone are enough; the manifest only fixes the order
+        return arms
+
+
+def wide_scores(scores, treatment_arms: List[str], risk_outcome: Optional[str] = None):
+    """One row per customer: ``uplift_<arm>`` (and ``uplift_<arm>__<risk>``) from long scores."""
+    from pyspark.sql import functions as F
+
+    aggs = [F.max(F.when(F.col("arm") == arm, F.col("uplift"))).alias(uplift_column(arm)) for arm in treatment_arms]
+    if risk_outcome:
+        col = f"uplift_{slug(risk_outcome)}"
+        if col not in scores.columns:
+            raise PolicyError(f"policy.risk.outcome: scores have no {col!r} column: rerun score with that outcome's model")
+        aggs += [F.max(F.when(F.col("arm") == arm, F.col(col))).alias(outcome_uplift_column(arm, risk_outcome))
+                 for arm in treatment_arms]
+    return scores.groupBy("customer_id").agg(*aggs)
+
+
+def eligibility_flags(population, policy_cfg, arms: List[str]):
+    """customer_id + ``eligible_<arm>`` per arm with a rule (checked now: a bad rule raises here)."""
+    from pyspark.sql import functions as F
+
+    ruled = [a for a in arms if economics(policy_cfg, a).eligibility]
+    exprs = [rule_expression(population, a, economics(policy_cfg, a).eligibility).alias(eligible_column(a))
+             for a in ruled]
+    flags = population.select("customer_id", *exprs)
+    return flags.groupBy("customer_id").agg(*[F.bool_and(eligible_column(a)).alias(eligible_column(a)) for a in ruled])
+
+
+def run(ctx: RunContext, population: Optional[str] = None, **_) -> dict:
+    from pyspark.sql import functions as F
+
+    cfg = ctx.cfg
+    p = cfg.policy
+    scores = ctx.store.read_run("scores", ctx.run_id)
+    treatment_arms = _treatment_arms(ctx, scores)
+    arms = policy_arms(p, treatment_arms)
+    check_constraints(p, arms)
+    risk = p.risk.outcome if (p.risk.outcome and p.risk.weight > 0) else None
+    wide = wide_scores(scores, treatment_arms, risk)
+    if has_rules(p, arms):
+        flags = eligibility_flags(load_population(ctx, population), p, arms)
+        wide = wide.join(flags, "customer_id", "left")
+    decisions, summary = decide(wide, p, treatment_arms)
+    decided_at = datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None)
+    decisions = conform(decisions.withColumn("run_id", F.lit(ctx.run_id))
+                                 .withColumn("decided_at", F.lit(decided_at).cast("timestamp")), "decisions")
+    summary_df = conform(summary.to_dataframe(ctx.spark, ctx.run_id), "decision_summary")
+    loc = ctx.store.write(decisions, "decisions", ctx.run_id)
+    loc_summary = ctx.store.write(summary_df, "decision_summary", ctx.run_id)
+    out = summary.to_dict()
+    out.update({"table": loc, "summary_table": loc_summary, "campaign_id": p.campaign_id})
+    log.info("decide: %d contacts, expected value %.2f", out["contacts"], out["expected_value"])
+    return out
