@@ -164,6 +164,8 @@ class ValidationConfig:
     smd_fail: Optional[float] = None
     max_null_share: float = bounded(0.5, 0.0, 1.0)
     fail_on_warn: bool = False
+    # balance is checked for the most frequent levels only, so a high-cardinality column stays cheap
+    max_levels: int = bounded(50, 1)
 
 
 @dataclass(frozen=True)
@@ -238,6 +240,8 @@ class EvaluationConfig:
     bootstrap_seed: int = 11
     ci_level: float = bounded(0.95, 0.0, 1.0)
     n_deciles: int = bounded(10, 2)
+    # score-range segments of the exact scan (one task each); None = spark.sql.shuffle.partitions
+    n_segments: Optional[int] = bounded(None, 1)
 
 
 @dataclass(frozen=True)
@@ -296,6 +300,10 @@ class PolicyConfig:
     salt: str = "uplift"
     population: Optional[str] = None
     bisection_iterations: int = bounded(40, 5)
+    # which saved learner scores the population ("auto": the first of model.learners in the manifest)
+    learner: str = choice("auto", "auto", "t", "x")
+    # multiplier values evaluated per aggregation pass (one pass narrows a search by grid_points - 1)
+    grid_points: int = bounded(128, 8)
 
 
 @dataclass(frozen=True)
@@ -333,6 +341,8 @@ class MonitoringConfig:
     ci_level: float = bounded(0.95, 0.5, 0.999)
     # fewer treated or holdout customers than this per action: realized uplift is reported, not judged
     min_group_size: int = bounded(30, 2)
+    # realized uplift: the outcome feed's event-time column (outcomes before decided_at are ignored)
+    outcome_time_column: str = "outcome_at"
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ from .errors import DataError
 # (column, Spark SQL type). Extra per-run columns (e.g. ``uplift_<outcome>`` in scores) are allowed
 # only where a table lists ``"*"``.
 TABLE_COLUMNS: Dict[str, Tuple[Tuple[str, str], ...]] = {
+    # the ingested experiment: contract keys first, then the source's feature/outcome/time columns
+    "experiment_log": (("run_id", "string"), ("customer_id", "string"), ("arm", "string"), ("*", "")),
     "validation_report": (
         ("run_id", "string"), ("check", "string"), ("arm", "string"), ("column", "string"),
         ("metric", "double"), ("threshold", "double"), ("status", "string"), ("message", "string"),
@@ -45,7 +47,7 @@ TABLE_COLUMNS: Dict[str, Tuple[Tuple[str, str], ...]] = {
     "uplift_by_decile": (
         ("run_id", "string"), ("learner", "string"), ("arm", "string"), ("outcome", "string"),
         ("split", "string"), ("decile", "int"), ("n_t", "long"), ("n_c", "long"), ("predicted", "double"),
-        ("observed", "double"), ("se", "double"),
+        ("observed", "double"), ("se", "double"), ("treated_mean", "double"), ("control_mean", "double"),
     ),
     "scores": (
         ("run_id", "string"), ("model_version", "string"), ("customer_id", "string"), ("arm", "string"),
@@ -55,6 +57,48 @@ TABLE_COLUMNS: Dict[str, Tuple[Tuple[str, str], ...]] = {
         ("run_id", "string"), ("campaign_id", "string"), ("customer_id", "string"), ("action", "string"),
         ("expected_value", "double"), ("expected_uplift", "double"), ("bucket", "string"),
         ("policy_action", "string"), ("reason", "string"), ("decided_at", "timestamp"),
+    ),
+    # kind "allocation": one row per bucket × action (constraint columns null); kind "constraint": one
+    # row per constraint ("budget", "capacity:<arm>", "top_k") with use (policy + explore) vs limit.
+    "decision_summary": (
+        ("run_id", "string"), ("campaign_id", "string"), ("kind", "string"), ("bucket", "string"),
+        ("action", "string"), ("customers", "long"), ("cost", "double"), ("expected_uplift", "double"),
+        ("expected_value", "double"), ("constraint", "string"), ("used", "double"), ("limit", "double"),
+        ("multiplier", "double"),
+    ),
+    # monitoring (engineer G): one row per feature / arm × metric / policy metric / action × outcome /
+    # alert of one monitored batch; rewritten per (run_id, batch_id), so a rerun leaves one copy.
+    "drift_features": (
+        ("run_id", "string"), ("batch_id", "string"), ("batch_time", "timestamp"), ("feature", "string"),
+        ("kind", "string"), ("psi", "double"), ("ks", "double"), ("null_share_ref", "double"),
+        ("null_share", "double"), ("unseen_share", "double"), ("rows", "long"), ("reference_rows", "long"),
+        ("status", "string"), ("message", "string"), ("monitored_at", "timestamp"),
+    ),
+    "drift_scores": (
+        ("run_id", "string"), ("batch_id", "string"), ("batch_time", "timestamp"), ("model", "string"),
+        ("arm", "string"), ("metric", "string"), ("psi", "double"), ("mean_ref", "double"), ("mean", "double"),
+        ("std_ref", "double"), ("std", "double"), ("mean_shift", "double"), ("negative_share_ref", "double"),
+        ("negative_share", "double"), ("rows", "long"), ("status", "string"), ("message", "string"),
+        ("monitored_at", "timestamp"),
+    ),
+    "drift_policy": (
+        ("run_id", "string"), ("batch_id", "string"), ("batch_time", "timestamp"), ("campaign_id", "string"),
+        ("reference_campaign_id", "string"), ("metric", "string"), ("action", "string"), ("bucket", "string"),
+        ("reference", "double"), ("current", "double"), ("difference", "double"), ("status", "string"),
+        ("message", "string"), ("monitored_at", "timestamp"),
+    ),
+    "realized_uplift": (
+        ("run_id", "string"), ("batch_id", "string"), ("batch_time", "timestamp"), ("campaign_id", "string"),
+        ("action", "string"), ("outcome", "string"), ("n_treated", "long"), ("n_holdout", "long"),
+        ("mean_treated", "double"), ("mean_holdout", "double"), ("realized_uplift", "double"), ("se", "double"),
+        ("ci_low", "double"), ("ci_high", "double"), ("dof", "double"), ("expected_uplift", "double"),
+        ("status", "string"), ("message", "string"), ("monitored_at", "timestamp"),
+    ),
+    "monitoring_alerts": (
+        ("run_id", "string"), ("batch_id", "string"), ("batch_time", "timestamp"), ("source", "string"),
+        ("subject", "string"), ("metric", "string"), ("value", "double"), ("threshold", "double"),
+        ("severity", "string"), ("message", "string"), ("retrain_recommended", "boolean"),
+        ("monitored_at", "timestamp"),
     ),
 }
 

@@ -68,7 +68,9 @@ class TableStore:
         loc = self.location(name)
         if self.metastore:
             return self.spark.catalog.tableExists(loc)
-        return os.path.isdir(os.path.join(loc, "_delta_log"))
+        log_dir = os.path.join(loc, "_delta_log")
+        # A failed first write can leave an empty _delta_log behind: a table exists once it has a commit.
+        return os.path.isdir(log_dir) and any(n.endswith((".json", ".checkpoint.parquet")) for n in os.listdir(log_dir))
 
     # ---------------------------------------------------------------- reads
     def read(self, name: str, run_id: Optional[str] = None, **filters):
@@ -106,7 +108,14 @@ class TableStore:
         if self.exists(name):
             writer = writer.mode("overwrite").option("replaceWhere", predicate).option("mergeSchema", "true")
         else:
-            writer = writer.mode("overwrite")
+            # Delta checks replaceWhere on later writes; on the first write we check rows ourselves
+            # (inside the same job, no extra pass) so a stray run_id can never enter the table.
+            from pyspark.sql import functions as F
+
+            guarded = df.withColumn("run_id", F.when(F.col("run_id") == F.lit(run_id), F.col("run_id")).otherwise(
+                F.raise_error(F.concat(F.lit(f"writing {name!r} for run {run_id!r}: row with run_id "),
+                                       F.coalesce(F.col("run_id"), F.lit("null"))))))
+            writer = guarded.select(*df.columns).write.format("delta").mode("overwrite")
             if partition_by:
                 writer = writer.partitionBy(*partition_by)
         if self.metastore:

@@ -1,5 +1,5 @@
-"""The whole pipeline under one run id: ingest → validate → split → train → predict → evaluate → report
-→ score → decide → monitor. Each stage is the same function its own command calls, so a failed gate
+"""The whole pipeline under one run id: ingest → validate → split → train → predict → evaluate → score
+→ decide → monitor → report. Each stage is the same function its own command calls, so a failed gate
 stops the run exactly where ``uplift-spark <stage>`` would, and rerunning the run id is idempotent."""
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from .tracking import Tracker
 
 log = get_logger("run")
 
+# The report comes last so it can show the decisions and the drift of this very run.
 STAGE_ORDER = (
-    "ingest", "validate", "split", "train", "predict", "evaluate", "report", "score", "decide", "monitor",
+    "ingest", "validate", "split", "train", "predict", "evaluate", "score", "decide", "monitor", "report",
 )
 
 # Which CLI kwargs each stage accepts.

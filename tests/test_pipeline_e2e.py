@@ -1,0 +1,114 @@
+"""The whole pipeline as a user runs it: `uplift-spark run`, twice with one run id, read back with delta-rs."""
+
+import os
+
+import pytest
+
+from uplift_spark.cli import main
+from uplift_spark.config import load_config
+from uplift_spark.io import TABLES, TableStore
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMOKE = os.path.join(ROOT, "conf", "smoke.yaml")
+RUN_ID = "e2e-run"
+
+# Tables every full run must fill for its run id (realized_uplift needs campaign outcomes, alerts may be empty).
+MUST_HAVE_ROWS = (
+    "experiment_log", "validation_report", "splits", "split_summary", "predictions", "feature_importance",
+    "uplift_curves", "uplift_metrics", "uplift_by_decile", "scores", "decisions", "decision_summary",
+    "drift_features", "drift_scores", "drift_policy",
+)
+
+
+def _counts(spark, out):
+    store = TableStore(spark, load_config(SMOKE, output_root=out))
+    return {name: store.read(name, run_id=RUN_ID).count() for name in TABLES if store.exists(name)}
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(spark, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("e2e"))
+    assert main(["run", "--conf-file", SMOKE, "--output", out, "--run-id", RUN_ID]) == 0
+    first = _counts(spark, out)
+    assert main(["run", "--conf-file", SMOKE, "--output", out, "--run-id", RUN_ID]) == 0
+    second = _counts(spark, out)
+    return out, first, second
+
+
+def test_every_table_is_written(pipeline_run):
+    _, first, _ = pipeline_run
+    for name in MUST_HAVE_ROWS:
+        assert first.get(name, 0) > 0, f"{name} has no rows for the run"
+    assert first["experiment_log"] == 8000
+    assert first["splits"] == 8000
+    assert first["decisions"] == 8000
+
+
+def test_rerun_with_same_run_id_leaves_no_duplicates(pipeline_run):
+    _, first, second = pipeline_run
+    assert first == second
+
+
+def test_models_and_report_exist(pipeline_run):
+    out, _, _ = pipeline_run
+    model_dir = os.path.join(out, "models", RUN_ID)
+    assert os.path.isfile(os.path.join(model_dir, "manifest.json"))
+    report = os.path.join(out, "reports", RUN_ID, "report.html")
+    assert os.path.isfile(report)
+    html = open(report, encoding="utf-8").read()
+    assert "Qini" in html and "<img" in html
+
+
+def test_every_table_reads_with_delta_rs(spark, pipeline_run):
+    """A CRM reading with delta-rs sees the same rows and columns Spark wrote."""
+    from deltalake import DeltaTable
+
+    out, _, second = pipeline_run
+    store = TableStore(spark, load_config(SMOKE, output_root=out))
+    for name, rows in second.items():
+        table = DeltaTable(store.location(name))
+        frame = table.to_pandas()
+        spark_cols = store.read(name).columns
+        assert sorted(frame.columns) == sorted(spark_cols), name
+        assert int((frame["run_id"] == RUN_ID).sum()) == rows, name
+
+
+def test_decisions_respect_budget(spark, pipeline_run):
+    from pyspark.sql import functions as F
+
+    out, _, _ = pipeline_run
+    cfg = load_config(SMOKE, output_root=out)
+    store = TableStore(spark, cfg)
+    decisions = store.read("decisions", run_id=RUN_ID)
+    costs = {arm: econ.cost for arm, econ in cfg.policy.arms.items()}
+    cost_expr = F.lit(0.0)
+    for arm, cost in costs.items():
+        cost_expr = F.when(F.col("action") == arm, F.lit(cost)).otherwise(cost_expr)
+    spent = decisions.select(F.sum(cost_expr).alias("spent")).first()["spent"]
+    assert spent <= cfg.policy.budget + 1e-6
+    buckets = {r["bucket"] for r in decisions.select("bucket").distinct().collect()}
+    assert buckets == {"policy", "holdout", "explore"}
+
+
+def test_failed_gate_stops_the_run_and_writes_nothing_downstream(spark, tmp_path, hillstrom_path):
+    """An experiment log with an arm the config does not know fails validation; no split is written."""
+    import pandas as pd
+
+    frame = pd.read_csv(hillstrom_path, nrows=3000)
+    frame.loc[frame.index[:40], "segment"] = "SMS"  # an arm nobody configured
+    csv = tmp_path / "bad.csv"
+    frame.assign(customer_id=[f"b{i}" for i in range(len(frame))]).to_csv(csv, index=False)
+    conf = tmp_path / "bad.yaml"
+    text = open(os.path.join(ROOT, "conf", "hillstrom.yaml"), encoding="utf-8").read()
+    text = text.replace("source: hillstrom ", "source: csv ").replace("  arm: arm ", "  arm: segment ")
+    conf.write_text(text)
+    out = str(tmp_path / "out")
+    code = main(["run", "--conf-file", str(conf), "--data", str(csv), "--output", out, "--run-id", "bad-run"])
+    assert code == 5  # ValidationFailed
+    store = TableStore(spark, load_config(str(conf), output_root=out))
+    assert store.exists("validation_report")
+    report = store.read("validation_report", run_id="bad-run")
+    failed = report.where("status = 'fail'").collect()
+    assert any("SMS" in (r["message"] or "") or r["arm"] == "SMS" for r in failed)
+    assert not store.exists("splits")
+    assert not store.exists("predictions")

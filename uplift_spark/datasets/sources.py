@@ -1,0 +1,125 @@
+"""Read the configured experiment source into a DataFrame (no table names, no config files here).
+
+``data.path`` may be relative: it is resolved against the current directory first, then against the
+folder of the YAML file, so the same config works from the project root and from its ``conf/`` folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Optional
+
+from ..config import DataConfig, SyntheticConfig, UpliftConfig
+from ..errors import ConfigError, DataError
+from .hillstrom import load_hillstrom
+from .synthetic import generate_synthetic, synthetic_data_config
+
+FILE_SOURCES = ("hillstrom", "csv", "parquet", "delta")
+
+
+def resolve_path(path: Optional[str], config_file: Optional[str] = None, what: str = "data.path") -> str:
+    """An existing path: as given (absolute or from the cwd), else next to the config file."""
+    if not path:
+        raise ConfigError(f"{what}: required for this source")
+    expanded = os.path.expanduser(path)
+    if os.path.exists(expanded):
+        return os.path.abspath(expanded)
+    tried = [os.path.abspath(expanded)]
+    if config_file and not os.path.isabs(expanded):
+        beside = os.path.abspath(os.path.join(os.path.dirname(config_file), expanded))
+        if os.path.exists(beside):
+            return beside
+        tried.append(beside)
+    raise DataError(f"{what}: file or folder not found: {path!r} (tried {', '.join(tried)})")
+
+
+def resolve_data_config(cfg: UpliftConfig) -> DataConfig:
+    """The data contract in force: for ``source: synthetic`` with no features listed, the generator's."""
+    data = cfg.data
+    if data.source == "synthetic" and not data.features:
+        generated = synthetic_data_config(cfg.synthetic)
+        return dataclasses.replace(generated, path=data.path, rename=data.rename)
+    return data
+
+
+def read_source(spark, data_cfg: DataConfig, synthetic_cfg: Optional[SyntheticConfig] = None,
+                config_file: Optional[str] = None):
+    """The raw source as a DataFrame, with ``data.rename`` applied (source name → contract name)."""
+    source = data_cfg.source
+    if source == "synthetic":
+        df = generate_synthetic(spark, synthetic_cfg or SyntheticConfig())
+    elif source == "table":
+        if not data_cfg.path:
+            raise ConfigError("data.path: the table name is required for source 'table'")
+        if not spark.catalog.tableExists(data_cfg.path):
+            raise DataError(f"data.path: table {data_cfg.path!r} not found in the metastore")
+        df = spark.table(data_cfg.path)
+    else:
+        path = resolve_path(data_cfg.path, config_file)
+        if source == "hillstrom":
+            df = load_hillstrom(spark, path)
+        elif source == "csv":
+            df = spark.read.option("header", "true").option("inferSchema", "true").csv(path)
+        elif source == "parquet":
+            df = spark.read.parquet(path)
+        elif source == "delta":
+            if not os.path.isdir(os.path.join(path, "_delta_log")):
+                raise DataError(f"data.path: {path} is not a Delta table (no _delta_log folder)")
+            df = spark.read.format("delta").load(path)
+        else:  # pragma: no cover - choices are checked on load
+            raise ConfigError(f"data.source: unsupported source {source!r}")
+    return apply_rename(df, data_cfg)
+
+
+def apply_rename(df, data_cfg: DataConfig):
+    missing = [old for old in data_cfg.rename if old not in df.columns]
+    if missing:
+        raise DataError(f"data.rename: source has no column {missing[0]!r} (have {sorted(df.columns)})")
+    for old, new in data_cfg.rename.items():
+        df = df.withColumnRenamed(old, new)
+    return df
+
+
+ID_COLUMN = "customer_id"
+ARM_COLUMN = "arm"
+
+
+def logged_data_config(cfg: UpliftConfig) -> DataConfig:
+    """The contract as seen in ``experiment_log``: ids in ``customer_id``, arms in ``arm``, no renames."""
+    data = resolve_data_config(cfg)
+    return dataclasses.replace(data, customer_id=ID_COLUMN, arm=ARM_COLUMN, rename={})
+
+
+def to_experiment_log(df, data_cfg: DataConfig, where: str):
+    """Check the contract columns and types, then name the id/arm columns as the log promises.
+
+    ``where`` names the source (file or table) in error messages.
+    """
+    from pyspark.sql import functions as F
+
+    from ..validation.contract import contract_problems
+
+    problems = contract_problems(df.schema, data_cfg)
+    if problems:
+        column, problem = problems[0]
+        more = f" (+{len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        raise DataError(f"{where}: {problem}{more}")
+    for canonical, configured in ((ID_COLUMN, data_cfg.customer_id), (ARM_COLUMN, data_cfg.arm)):
+        if configured != canonical and canonical in df.columns:
+            raise DataError(
+                f"{where}: column {canonical!r} exists but data.{canonical} is {configured!r}; "
+                f"rename or drop {canonical!r} in the source"
+            )
+    rest = [F.col(c) for c in df.columns if c not in (data_cfg.customer_id, data_cfg.arm)]
+    return df.select(
+        F.col(data_cfg.customer_id).cast("string").alias(ID_COLUMN),
+        F.col(data_cfg.arm).cast("string").alias(ARM_COLUMN),
+        *rest,
+    )
+
+
+def describe_source(data_cfg: DataConfig) -> str:
+    if data_cfg.source == "synthetic":
+        return "synthetic source"
+    return f"{data_cfg.source} source {data_cfg.path!r}"
