@@ -1,11 +1,15 @@
 """Exact distributed metrics vs scikit-uplift on Hillstrom, and bootstrap interval coverage.
 
     SPARK_LOCAL_IP=127.0.0.1 python benchmarks/metrics_vs_sklift.py [--hillstrom PATH] [--draws 40]
+    python benchmarks/metrics_vs_sklift.py --rows 1000000 --draws 0 --no-hillstrom   # part 3 only
 
 Part 1: for both e-mail arms and three score columns (random, heavily tied, a formula), prints the
 largest relative difference between our Spark metrics/curves and sklift's on the same arrays.
 Part 2: coverage of the Poisson-bootstrap 95% interval of the ATE and of uplift@30 computed
 through the full Spark scan, over ``--draws`` simulated experiments with known population values.
+Part 3 (``--rows N``): speed on a scored table of N rows (control + 3 arms, one score per arm): the
+exact Qini/uplift AUC scan per arm (``evaluate_uplift``, no bootstrap) vs ``sklift.metrics`` on the
+same arrays in one process vs one full-scan Spark aggregation ``groupBy(arm).agg(sum(outcome))``.
 """
 
 from __future__ import annotations
@@ -85,17 +89,92 @@ def coverage(spark, draws: int, n: int = 4000, replicates: int = 100) -> None:
         print(f"coverage of the 95% Poisson-bootstrap interval of {name}: {h}/{draws} = {h / draws:.2f}")
 
 
+def speed(spark, rows: int, workdir: str = "/tmp/uplift_bench_metrics", repeat: int = 2,
+          n_segments=None) -> dict:
+    """Part 3: the price of the exact distributed scan, relative to sklift and to one Spark scan."""
+    import json
+    import shutil
+
+    import pyarrow.parquet as pq
+    import sklift.metrics as sk
+    from pyspark.sql import functions as F
+
+    from uplift_spark.config import EvaluationConfig
+    from uplift_spark.evaluation import evaluate_uplift
+
+    arms = ["email_a", "email_b", "discount"]
+    shutil.rmtree(workdir, ignore_errors=True)
+    src = os.path.join(workdir, "scored")
+    # a scored table built on the executors: arm by hash, one score per arm, outcome depends on the score
+    u = F.pmod(F.xxhash64(F.col("id"), F.lit(5)), F.lit(4))
+    df = spark.range(0, rows, 1, numPartitions=8).select(
+        F.format_string("s%09d", F.col("id")).alias("customer_id"),
+        F.element_at(F.array(*[F.lit(a) for a in ["control"] + arms]), (u + 1).cast("int")).alias("arm"),
+        *[F.rand(seed=10 + i).alias(f"uplift_{a}") for i, a in enumerate(arms)],
+        F.rand(seed=99).alias("_r"))
+    p = F.lit(0.10)
+    for a in arms:
+        p = p + F.when(F.col("arm") == a, 0.08 * F.col(f"uplift_{a}") - 0.02).otherwise(0.0)
+    df.withColumn("conversion", (F.col("_r") < p).cast("int")).drop("_r").write.parquet(src)
+    table = spark.read.parquet(src)
+    cfg = EvaluationConfig(bootstrap_replicates=0, curve_points=101, top_k_percents=(10.0, 30.0))
+
+    def best(fn):
+        times, out = [], None
+        for _ in range(repeat):
+            start = time.perf_counter()
+            out = fn()
+            times.append(time.perf_counter() - start)
+        return min(times), out
+
+    agg_s, _ = best(lambda: table.groupBy("arm").agg(F.sum("conversion")).collect())
+    pdf = pq.read_table(src).to_pandas().sort_values("customer_id", kind="mergesort")
+    results = {"rows": rows, "full_scan_agg_seconds": round(agg_s, 3), "arms": {}}
+    for a in arms:
+        part = table.where(F.col("arm").isin(a, "control")).withColumn("t", (F.col("arm") == a).cast("int"))
+        spark_s, res = best(lambda: evaluate_uplift(part, f"uplift_{a}", "t", "conversion", cfg,
+                                                    n_segments=n_segments))
+        sub = pdf[pdf.arm.isin([a, "control"])]
+        y, t, s = sub.conversion.to_numpy(), (sub.arm == a).astype(int).to_numpy(), sub[f"uplift_{a}"].to_numpy()
+        sk_s, ref = best(lambda: (sk.qini_auc_score(y, s, t), sk.uplift_auc_score(y, s, t)))
+        got = (res.metric("qini_auc").value, res.metric("uplift_auc").value)
+        results["arms"][a] = {"rows": int(len(sub)), "exact_scan_seconds": round(spark_s, 3),
+                              "sklift_seconds": round(sk_s, 3), "ratio_to_full_scan": round(spark_s / agg_s, 2),
+                              "max_rel_diff": _rel(got, ref)}
+    print(f"\nmetric speed on {rows:,} scored rows (one full-scan groupBy(arm).agg(sum) = {agg_s:.2f}s)")
+    print(f"{'arm':10s} {'rows':>9s} {'exact scan s':>12s} {'sklift s':>9s} {'scan/agg':>9s} {'max rel diff':>12s}")
+    for a, r in results["arms"].items():
+        print(f"{a:10s} {r['rows']:9d} {r['exact_scan_seconds']:12.2f} {r['sklift_seconds']:9.2f} "
+              f"{r['ratio_to_full_scan']:9.2f} {r['max_rel_diff']:12.2e}")
+    total = sum(r["exact_scan_seconds"] for r in results["arms"].values())
+    results["all_arms_exact_seconds"] = round(total, 3)
+    print(f"all 3 arms exact: {total:.2f}s = {total / agg_s:.1f}x one full-scan aggregation")
+    os.makedirs(os.path.join(os.path.dirname(__file__), "results"), exist_ok=True)
+    with open(os.path.join(os.path.dirname(__file__), "results", f"metrics_speed_{rows}.json"), "w") as fh:
+        json.dump(results, fh, indent=2)
+    shutil.rmtree(workdir, ignore_errors=True)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hillstrom", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared",
                                                             "data", "hillstrom.csv"))
     parser.add_argument("--draws", type=int, default=40)
+    parser.add_argument("--rows", type=int, default=0, help="part 3: speed on this many scored rows (0 = skip)")
+    parser.add_argument("--no-hillstrom", action="store_true", help="skip part 1")
+    parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--driver-memory", default="1g")
+    parser.add_argument("--segments", type=int, default=None, help="exact-scan segments (default: shuffle partitions)")
     args = parser.parse_args()
     from uplift_spark.config import SparkConfig
     from uplift_spark.session import get_spark
 
-    spark = get_spark(SparkConfig(master="local[2]", shuffle_partitions=4, conf={"spark.ui.enabled": "false"}))
-    if os.path.isfile(args.hillstrom):
+    spark = get_spark(SparkConfig(master=args.master, shuffle_partitions=4, driver_memory=args.driver_memory,
+                                  conf={"spark.ui.enabled": "false"}))
+    if args.rows:
+        speed(spark, args.rows, n_segments=args.segments)
+    if os.path.isfile(args.hillstrom) and not args.no_hillstrom:
         compare_hillstrom(spark, args.hillstrom)
     if args.draws:
         coverage(spark, args.draws)

@@ -1,6 +1,7 @@
 """The learners on two real executors (``local-cluster[2,1,1024]``), in a subprocess because a second
 SparkContext cannot live in the test process."""
 
+import pytest
 import json
 import os
 import subprocess
@@ -9,6 +10,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+@pytest.mark.slow
 def test_trains_and_scores_on_two_executors():
     env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=sys.executable,
                PYSPARK_DRIVER_PYTHON=sys.executable)

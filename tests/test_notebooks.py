@@ -28,6 +28,7 @@ def test_notebooks_import_only_the_package():
                 assert module.startswith(allowed), f"{os.path.basename(path)} imports {module}"
 
 
+@pytest.mark.slow
 def test_notebooks_run_top_to_bottom(spark, tmp_path, monkeypatch):
     conf = tmp_path / "nb.yaml"
     text = open(os.path.join(ROOT, "conf", "smoke.yaml"), encoding="utf-8").read()

@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--master", default=None, help="Spark master; overrides spark.master")
         if name in ("ingest", "run"):
             p.add_argument("--data", default=None, help="input file/folder; overrides data.path")
+        if name == "run":
+            p.add_argument("--stages", default=None,
+                           help="comma-separated subset to (re)run, e.g. evaluate,report (default: all)")
         if name in ("score", "decide", "run"):
             p.add_argument("--population", default=None, help="population table/path to score")
         if name in ("monitor", "run"):
@@ -108,8 +111,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         ctx = RunContext(spark=spark, cfg=cfg, run_id=run_id)
         module = importlib.import_module(f".pipelines.{module_name}", __package__)
         extra = {k: getattr(args, k) for k in ("population", "batch", "batch_id", "outcomes") if hasattr(args, k)}
+        if getattr(args, "stages", None):
+            extra["stages"] = [s.strip() for s in args.stages.split(",") if s.strip()]
         summary = module.run(ctx, **{k: v for k, v in extra.items() if v is not None})
-        _print_summary(args.stage, summary)
+        if args.stage != "run":  # the runner prints its own readable summary
+            _print_summary(args.stage, summary)
         return 0
     except UpliftSparkError as exc:
         print(f"[uplift-spark] {args.stage} failed: {type(exc).__name__}: {exc}", file=sys.stderr)

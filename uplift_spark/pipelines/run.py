@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 from typing import Dict, List, Optional
 
+from ..errors import ConfigError
 from ..logs import get_logger
 from .context import RunContext, Stopwatch
 from .tracking import Tracker
@@ -27,7 +28,7 @@ def run(ctx: RunContext, stages: Optional[List[str]] = None, **kwargs) -> Dict[s
     wanted = list(stages or STAGE_ORDER)
     unknown = [s for s in wanted if s not in STAGE_ORDER]
     if unknown:
-        raise ValueError(f"unknown stage {unknown[0]!r}; stages are {list(STAGE_ORDER)}")
+        raise ConfigError(f"--stages: unknown stage {unknown[0]!r}; stages are {', '.join(STAGE_ORDER)}")
     total = Stopwatch()
     summaries: Dict[str, object] = {}
     tracker = Tracker(ctx)
@@ -72,8 +73,28 @@ def _short(summary, limit: int = 220) -> str:
     return text[:limit] + ("…" if len(text) > limit else "")
 
 
+def _headlines(stages: Dict[str, object]) -> List[str]:
+    """The few numbers a person looks for first: model quality on test, the decision, the drift."""
+    lines = []
+    evaluation = stages.get("evaluate") or {}
+    for key, item in sorted((evaluation.get("headline") or {}).items()):
+        if key.endswith("/test") and isinstance(item, dict) and item.get("value") is not None:
+            lines.append(f"{item.get('metric')} {key}: {item['value']:.4f}")
+    decide = stages.get("decide") or {}
+    if decide:
+        lines.append(f"decisions: {decide.get('contacts')} contacts, cost {decide.get('cost')}, "
+                     f"expected value {decide.get('expected_value')} ({decide.get('policy')} policy)")
+    monitor = stages.get("monitor") or {}
+    if monitor:
+        lines.append(f"monitoring: {monitor.get('alerts')} alerts, drifted features "
+                     f"{monitor.get('features_drifted')}, retrain recommended: {monitor.get('retrain_recommended')}")
+    return lines
+
+
 def _print_final(result: Dict[str, object]) -> None:
     print(f"[uplift-spark] run {result['run_id']} finished in {result['seconds']}s")
+    for line in _headlines(result.get("stages") or {}):
+        print(f"[uplift-spark]   {line}")
     print(f"[uplift-spark]   output root: {result['output_root']}")
     for name, loc in result["tables"].items():
         print(f"[uplift-spark]   table {name:<18} {loc}")
