@@ -204,4 +204,4 @@ class Timer:
 
 
 __all__ = ["MemorySampler", "machine", "synthetic_config", "lightgbm_config", "spark_session", "hash_split",
-           "print_table", "write_result", "Timer", "dataclasses", "RESULTS", "ROOT"]
+           "print_table", "write_result", "Timer", "RESULTS", "ROOT"]

@@ -40,7 +40,7 @@ case "${1:-run}" in
   start) start ;;
   stop) stop ;;
   run)
-    CONF="${2:-conf/cluster_smoke.yaml}"
+    CONF="${2:-conf/smoke.yaml}"
     OUT="${3:-$STATE/output}"
     start
     trap stop EXIT
