@@ -8,8 +8,9 @@ largest relative difference between our Spark metrics/curves and sklift's on the
 Part 2: coverage of the Poisson-bootstrap 95% interval of the ATE and of uplift@30 computed
 through the full Spark scan, over ``--draws`` simulated experiments with known population values.
 Part 3 (``--rows N``): speed on a scored table of N rows (control + 3 arms, one score per arm): the
-exact Qini/uplift AUC scan per arm (``evaluate_uplift``, no bootstrap) vs ``sklift.metrics`` on the
-same arrays in one process vs one full-scan Spark aggregation ``groupBy(arm).agg(sum(outcome))``.
+exact Qini/uplift AUC of all arms in one scan (``evaluate_slices``, no bootstrap) vs one full-scan
+Spark aggregation ``groupBy(arm).agg(sum(outcome))``, and vs ``sklift.metrics`` on the same arrays
+in one process (time and peak memory); ``--per-arm`` also times one scan per arm.
 """
 
 from __future__ import annotations
@@ -89,47 +90,32 @@ def coverage(spark, draws: int, n: int = 4000, replicates: int = 100) -> None:
         print(f"coverage of the 95% Poisson-bootstrap interval of {name}: {h}/{draws} = {h / draws:.2f}")
 
 
-def _persist_prepared() -> None:
-    """A/B switch for part 3: cache the shuffled, sorted frame both scan passes read, so the second
-    pass does not repeat the input read and the shuffle (a proposed change to evaluation/scan.py)."""
-    from pyspark import StorageLevel
+def speed(spark, rows: int, workdir: str = "/tmp/uplift_bench_metrics", repeat: int = 2, per_arm: bool = False,
+          n_segments=None) -> dict:
+    """Part 3: the price of the exact distributed scan, relative to sklift and to one Spark scan.
 
-    from uplift_spark.evaluation import scan
-
-    original = scan.prepare
-    cached = []
-
-    def prepare(*args, **kwargs):
-        for df in cached:
-            df.unpersist()
-        cached.clear()
-        prepared, segments = original(*args, **kwargs)
-        prepared = prepared.persist(StorageLevel.MEMORY_AND_DISK)
-        cached.append(prepared)
-        return prepared, segments
-
-    scan.prepare = prepare
-
-
-def speed(spark, rows: int, workdir: str = "/tmp/uplift_bench_metrics", repeat: int = 2,
-          n_segments=None, tag: str = "") -> dict:
-    """Part 3: the price of the exact distributed scan, relative to sklift and to one Spark scan."""
-    import json
+    The exact figure is ONE call that evaluates all 3 arms (each arm vs control is one slice of the
+    same scan: what the evaluate stage does), compared with one ``groupBy(arm).agg(sum)`` over the
+    same table. sklift gets each arm's arrays already in memory (its time excludes reading them) and
+    its peak memory is measured with tracemalloc (NumPy allocations are traced).
+    """
     import shutil
+    import tracemalloc
 
     import pyarrow.parquet as pq
     import sklift.metrics as sk
     from pyspark.sql import functions as F
 
+    from _common import write_result
     from uplift_spark.config import EvaluationConfig
-    from uplift_spark.evaluation import evaluate_uplift
+    from uplift_spark.evaluation import evaluate_slices, evaluate_uplift
 
     arms = ["email_a", "email_b", "discount"]
     shutil.rmtree(workdir, ignore_errors=True)
     src = os.path.join(workdir, "scored")
     # a scored table built on the executors: arm by hash, one score per arm, outcome depends on the score
     u = F.pmod(F.xxhash64(F.col("id"), F.lit(5)), F.lit(4))
-    df = spark.range(0, rows, 1, numPartitions=8).select(
+    df = spark.range(0, rows, 1, numPartitions=max(2, rows // 500_000)).select(
         F.format_string("s%09d", F.col("id")).alias("customer_id"),
         F.element_at(F.array(*[F.lit(a) for a in ["control"] + arms]), (u + 1).cast("int")).alias("arm"),
         *[F.rand(seed=10 + i).alias(f"uplift_{a}") for i, a in enumerate(arms)],
@@ -150,30 +136,43 @@ def speed(spark, rows: int, workdir: str = "/tmp/uplift_bench_metrics", repeat: 
         return min(times), out
 
     agg_s, _ = best(lambda: table.groupBy("arm").agg(F.sum("conversion")).collect())
+    # every arm vs control as a slice of one scan: control rows appear once per arm
+    stacked = (table.select("customer_id", "arm", "conversion", F.explode(F.array(*[
+        F.struct(F.lit(i).alias("sl"), F.lit(a).alias("slice_arm"), F.col(f"uplift_{a}").alias("score"))
+        for i, a in enumerate(arms)])).alias("x"))
+        .where((F.col("arm") == F.col("x.slice_arm")) | (F.col("arm") == "control"))
+        .select("customer_id", "conversion", F.col("x.sl").alias("sl"), F.col("x.score").alias("score"),
+                (F.col("arm") == F.col("x.slice_arm")).cast("int").alias("t")))
+    all_s, res_all = best(lambda: evaluate_slices(stacked, "sl", "score", "t", "conversion", cfg,
+                                                  n_segments=n_segments))
     pdf = pq.read_table(src).to_pandas().sort_values("customer_id", kind="mergesort")
-    results = {"rows": rows, "full_scan_agg_seconds": round(agg_s, 3), "arms": {}, "variant": tag or "as is"}
-    for a in arms:
-        part = table.where(F.col("arm").isin(a, "control")).withColumn("t", (F.col("arm") == a).cast("int"))
-        spark_s, res = best(lambda: evaluate_uplift(part, f"uplift_{a}", "t", "conversion", cfg,
-                                                    n_segments=n_segments))
+    results = {"rows": rows, "full_scan_agg_seconds": round(agg_s, 3), "all_arms_exact_seconds": round(all_s, 3),
+               "ratio_all_arms_to_full_scan": round(all_s / agg_s, 2), "arms": {}}
+    for i, a in enumerate(arms):
         sub = pdf[pdf.arm.isin([a, "control"])]
         y, t, s = sub.conversion.to_numpy(), (sub.arm == a).astype(int).to_numpy(), sub[f"uplift_{a}"].to_numpy()
+        tracemalloc.start()
         sk_s, ref = best(lambda: (sk.qini_auc_score(y, s, t), sk.uplift_auc_score(y, s, t)))
-        got = (res.metric("qini_auc").value, res.metric("uplift_auc").value)
-        results["arms"][a] = {"rows": int(len(sub)), "exact_scan_seconds": round(spark_s, 3),
-                              "sklift_seconds": round(sk_s, 3), "ratio_to_full_scan": round(spark_s / agg_s, 2),
-                              "max_rel_diff": _rel(got, ref)}
+        sk_peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
+        tracemalloc.stop()
+        got = (res_all[i].metric("qini_auc").value, res_all[i].metric("uplift_auc").value)
+        entry = {"rows": int(len(sub)), "sklift_seconds": round(sk_s, 3), "sklift_peak_mb": round(sk_peak, 1),
+                 "max_rel_diff": _rel(got, ref)}
+        if per_arm:
+            part = table.where(F.col("arm").isin(a, "control")).withColumn("t", (F.col("arm") == a).cast("int"))
+            one_s, _ = best(lambda: evaluate_uplift(part, f"uplift_{a}", "t", "conversion", cfg,
+                                                    n_segments=n_segments))
+            entry["one_arm_exact_seconds"] = round(one_s, 3)
+            entry["one_arm_ratio_to_full_scan"] = round(one_s / agg_s, 2)
+        results["arms"][a] = entry
+    del pdf
     print(f"\nmetric speed on {rows:,} scored rows (one full-scan groupBy(arm).agg(sum) = {agg_s:.2f}s)")
-    print(f"{'arm':10s} {'rows':>9s} {'exact scan s':>12s} {'sklift s':>9s} {'scan/agg':>9s} {'max rel diff':>12s}")
+    print(f"all 3 arms exact in one scan: {all_s:.2f}s = {all_s / agg_s:.1f}x one full-scan aggregation")
+    print(f"{'arm':10s} {'rows':>10s} {'sklift s':>9s} {'sklift MB':>10s} {'one-arm scan s':>15s} {'max rel diff':>12s}")
     for a, r in results["arms"].items():
-        print(f"{a:10s} {r['rows']:9d} {r['exact_scan_seconds']:12.2f} {r['sklift_seconds']:9.2f} "
-              f"{r['ratio_to_full_scan']:9.2f} {r['max_rel_diff']:12.2e}")
-    total = sum(r["exact_scan_seconds"] for r in results["arms"].values())
-    results["all_arms_exact_seconds"] = round(total, 3)
-    print(f"all 3 arms exact: {total:.2f}s = {total / agg_s:.1f}x one full-scan aggregation")
-    os.makedirs(os.path.join(os.path.dirname(__file__), "results"), exist_ok=True)
-    with open(os.path.join(os.path.dirname(__file__), "results", f"metrics_speed_{rows}{tag}.json"), "w") as fh:
-        json.dump(results, fh, indent=2)
+        print(f"{a:10s} {r['rows']:10d} {r['sklift_seconds']:9.2f} {r['sklift_peak_mb']:10.1f} "
+              f"{r.get('one_arm_exact_seconds', float('nan')):15.2f} {r['max_rel_diff']:12.2e}")
+    write_result(f"metrics_speed_{rows}", results)
     shutil.rmtree(workdir, ignore_errors=True)
     return results
 
@@ -188,8 +187,7 @@ def main() -> None:
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--driver-memory", default="1g")
     parser.add_argument("--segments", type=int, default=None, help="exact-scan segments (default: shuffle partitions)")
-    parser.add_argument("--persist-prepared", action="store_true",
-                        help="part 3 A/B: cache the scan's prepared frame between its two passes")
+    parser.add_argument("--per-arm", action="store_true", help="part 3: also time one scan per arm")
     args = parser.parse_args()
     from uplift_spark.config import SparkConfig
     from uplift_spark.session import get_spark
@@ -197,9 +195,7 @@ def main() -> None:
     spark = get_spark(SparkConfig(master=args.master, shuffle_partitions=4, driver_memory=args.driver_memory,
                                   conf={"spark.ui.enabled": "false"}))
     if args.rows:
-        if args.persist_prepared:
-            _persist_prepared()
-        speed(spark, args.rows, n_segments=args.segments, tag="_persisted" if args.persist_prepared else "")
+        speed(spark, args.rows, per_arm=args.per_arm, n_segments=args.segments)
     if os.path.isfile(args.hillstrom) and not args.no_hillstrom:
         compare_hillstrom(spark, args.hillstrom)
     if args.draws:

@@ -1,12 +1,14 @@
 """Exact distributed evaluation: checked against scikit-uplift on Hillstrom, plans, deciles, bootstrap."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from uplift_spark.config import EvaluationConfig
 from uplift_spark.errors import DataError
-from uplift_spark.evaluation import ScanSettings, evaluate_uplift, exact_curve, prepare, scan_uplift
+from uplift_spark.evaluation import ScanSettings, evaluate_uplift, exact_curve, scan_uplift
 from uplift_spark.evaluation.bootstrap import percentile_interval, poisson_weights
 from uplift_spark.evaluation.metrics import metric_draws
 
@@ -129,18 +131,73 @@ def test_continuous_outcome_curves_match_sklift_formulas(hill, hill_sdf, monkeyp
 
 
 def test_full_data_plan_has_no_single_partition_exchange(hill_sdf):
-    from uplift_spark.evaluation.scan import _OUT_SCHEMA, _pass1
+    from pyspark.sql import functions as F
 
-    df = _arm_sdf(hill_sdf, "Mens E-Mail")
-    prepared, segments = prepare(df, "s_random", "t", "visit", "customer_id", seed=1, n_segments=4)
-    assert segments == 4
-    plan = prepared.mapInPandas(_pass1(2), _OUT_SCHEMA)._jdf.queryExecution().executedPlan().toString()
+    from uplift_spark.evaluation.scan import _OUT_SCHEMA, _pass2, prepare_slices
+
+    df = _arm_sdf(hill_sdf, "Mens E-Mail").withColumn("sl", F.lit(3))
+    prep = prepare_slices(df, "sl", "s_random", "t", "visit", "customer_id",
+                          ScanSettings(replicates=2, n_segments=4))
+    assert list(prep.plans) == [3] and len(prep.plans[3].seg_totals) == 4
+    pass2 = prep.frame.mapInPandas(_pass2(2, prep.offsets, prep.per_slice), _OUT_SCHEMA)
+    plan = pass2._jdf.queryExecution().executedPlan().toString()
     assert "SinglePartition" not in plan
-    assert "hashpartitioning(_seg" in plan
+    assert re.search(r"hashpartitioning\([^)]*_seg", plan)  # (slice, segment); the constant slice folds
     assert "MapInPandas" in plan
-    # and the segments really split the rows: no segment holds everything
-    sizes = [r["count"] for r in prepared.groupBy("_seg").count().collect()]
-    assert len(sizes) == 4 and max(sizes) < 0.5 * sum(sizes)
+    # and the segments really split the rows: no segment holds everything, and the Spark SQL segment
+    # of every row agrees with the fine-bin totals of pass 1
+    sizes = {r["_seg"]: r["count"] for r in prep.frame.groupBy("_seg").count().collect()}
+    assert len(sizes) == 4 and max(sizes.values()) < 0.5 * sum(sizes.values())
+    assert [sizes[j] for j in range(4)] == prep.plans[3].seg_totals[:, 0].astype(int).tolist()
+
+
+def test_bin_key_is_monotone_on_awkward_scores(spark):
+    """The SQL bin key never orders two scores against their values (powers of two, ±0, tiny, huge)."""
+    from pyspark.sql import functions as F
+
+    from uplift_spark.evaluation.scan import bin_key
+
+    rng = np.random.default_rng(0)
+    powers = 2.0 ** np.arange(-60, 60)
+    near = np.concatenate([powers, np.nextafter(powers, 0), np.nextafter(powers, np.inf)])
+    s = np.concatenate([near, -near, rng.normal(size=5000), rng.normal(scale=1e-9, size=500),
+                        [0.0, -0.0, 5e-324, -5e-324, 1e300, -1e300, np.inf, -np.inf]])
+    df = spark.createDataFrame(pd.DataFrame({"_s": s})).select("_s", bin_key().alias("k"))
+    got = df.toPandas().sort_values("_s", kind="mergesort")
+    keys = got["k"].to_numpy()
+    assert (np.diff(keys) >= 0).all()
+    assert got.groupby("_s")["k"].nunique().max() == 1  # ties (and -0.0 / 0.0) share a bin
+    assert got["k"].nunique() > 1000  # and it really separates scores
+
+
+def test_many_slices_in_one_scan_equal_separate_scans(hill_sdf):
+    """Slices share one shuffle; each slice's results equal its own scan (and sklift via the tests above)."""
+    from pyspark.sql import functions as F
+
+    from uplift_spark.evaluation import scan_slices
+
+    cfg = ScanSettings(replicates=3, seed=5, curve_points=7, cut_fractions=(0.1, 0.3), n_deciles=5)
+    parts = []
+    for k, (arm, score) in enumerate([("Mens E-Mail", "s_random"), ("Womens E-Mail", "s_ties"),
+                                      ("Womens E-Mail", "s_formula")]):
+        parts.append(_arm_sdf(hill_sdf, arm).select("customer_id", "visit", "t", F.col(score).alias("score"),
+                                                    F.lit(k).alias("sl")))
+    stacked = parts[0].unionByName(parts[1]).unionByName(parts[2])
+    many = scan_slices(stacked, "sl", "score", "t", "visit", "customer_id", cfg, labels={1: "womens/ties"})
+    assert sorted(many) == [0, 1, 2]
+    for k, part in enumerate(parts):
+        one = scan_uplift(part, "score", "t", "visit", "customer_id", cfg)
+        got = many[k]
+        np.testing.assert_allclose(got.totals, one.totals)
+        np.testing.assert_allclose(got.qini_area, one.qini_area, rtol=1e-12)
+        np.testing.assert_allclose(got.uplift_area, one.uplift_area, rtol=1e-12)
+        np.testing.assert_allclose(got.points, one.points, rtol=1e-12)
+        np.testing.assert_allclose(got.cuts, one.cuts, rtol=1e-12)
+        np.testing.assert_allclose(got.deciles, one.deciles, rtol=1e-12)
+    bad = stacked.withColumn("score", F.when((F.col("sl") == 1) & (F.col("visit") == 1), None)
+                             .otherwise(F.col("score")))
+    with pytest.raises(DataError, match=r"womens/ties.*null/NaN score"):
+        scan_slices(bad, "sl", "score", "t", "visit", "customer_id", cfg, labels={1: "womens/ties"})
 
 
 def test_bootstrap_replicates_equal_sklift_on_resampled_rows(spark):

@@ -6,10 +6,10 @@ Pure functions on DataFrames: no config files, no sessions, no table names (pipe
 from .calibration import decile_calibration, deciles_frame
 from .curves import CurveResult, exact_curve
 from .metrics import MetricRow, uplift_at_name, uplift_metrics
-from .scan import ScanSettings, prepare, scan_uplift
-from .suite import UpliftEvaluation, evaluate_uplift
+from .scan import ScanSettings, scan_slices, scan_uplift
+from .suite import UpliftEvaluation, evaluate_slices, evaluate_uplift
 
 __all__ = [
     "CurveResult", "MetricRow", "ScanSettings", "UpliftEvaluation", "decile_calibration", "deciles_frame",
-    "evaluate_uplift", "exact_curve", "prepare", "scan_uplift", "uplift_at_name", "uplift_metrics",
+    "evaluate_uplift", "evaluate_slices", "exact_curve", "scan_slices", "scan_uplift", "uplift_at_name", "uplift_metrics",
 ]

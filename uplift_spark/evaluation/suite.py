@@ -1,15 +1,15 @@
-"""One call that evaluates a score column completely: curves, metrics and deciles from one scan."""
+"""One call that evaluates score columns completely: curves, metrics and deciles from one scan."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Dict, List, Mapping, Optional
 
 from ..config import EvaluationConfig
 from .calibration import deciles_frame
 from .curves import curve_frame
 from .metrics import MetricRow, cut_fractions, metrics_from_scan
-from .scan import ScanSettings, scan_uplift
+from .scan import ScanResult, ScanSettings, scan_slices, scan_uplift
 
 
 @dataclass(frozen=True)
@@ -29,17 +29,13 @@ class UpliftEvaluation:
         raise KeyError(name)
 
 
-def evaluate_uplift(df, score_col: str, treatment_col: str, outcome_col: str, cfg: EvaluationConfig,
-                    id_col: str = "customer_id", binary: Optional[bool] = None,
-                    n_segments: Optional[int] = None) -> UpliftEvaluation:
-    """Curves (sampled, with bootstrap bands), metrics (with CIs) and decile calibration in two passes.
+def _settings(cfg: EvaluationConfig, n_segments: Optional[int]) -> ScanSettings:
+    return ScanSettings(replicates=cfg.bootstrap_replicates, seed=cfg.bootstrap_seed,
+                        curve_points=cfg.curve_points, cut_fractions=cut_fractions(cfg.top_k_percents),
+                        n_deciles=cfg.n_deciles, n_segments=n_segments or cfg.n_segments)
 
-    ``binary=None`` detects 0/1 outcomes from the data; pass the configured outcome type to be strict.
-    """
-    settings = ScanSettings(replicates=cfg.bootstrap_replicates, seed=cfg.bootstrap_seed,
-                            curve_points=cfg.curve_points, cut_fractions=cut_fractions(cfg.top_k_percents),
-                            n_deciles=cfg.n_deciles, n_segments=n_segments or cfg.n_segments)
-    scan = scan_uplift(df, score_col, treatment_col, outcome_col, id_col, settings)
+
+def _evaluation(scan: ScanResult, cfg: EvaluationConfig, binary: Optional[bool]) -> UpliftEvaluation:
     is_binary = scan.binary if binary is None else bool(binary) and scan.binary
     return UpliftEvaluation(
         curve=curve_frame(scan.points, cfg.ci_level),
@@ -47,3 +43,27 @@ def evaluate_uplift(df, score_col: str, treatment_col: str, outcome_col: str, cf
         deciles=deciles_frame(scan.deciles),
         binary=is_binary,
     )
+
+
+def evaluate_uplift(df, score_col: str, treatment_col: str, outcome_col: str, cfg: EvaluationConfig,
+                    id_col: str = "customer_id", binary: Optional[bool] = None,
+                    n_segments: Optional[int] = None) -> UpliftEvaluation:
+    """Curves (sampled, with bootstrap bands), metrics (with CIs) and decile calibration of one score.
+
+    ``binary=None`` detects 0/1 outcomes from the data; pass the configured outcome type to be strict.
+    """
+    scan = scan_uplift(df, score_col, treatment_col, outcome_col, id_col, _settings(cfg, n_segments))
+    return _evaluation(scan, cfg, binary)
+
+
+def evaluate_slices(df, slice_col: str, score_col: str, treatment_col: str, outcome_col: str,
+                    cfg: EvaluationConfig, id_col: str = "customer_id",
+                    labels: Optional[Mapping[int, str]] = None,
+                    binary: Optional[Mapping[int, Optional[bool]]] = None,
+                    n_segments: Optional[int] = None) -> Dict[int, UpliftEvaluation]:
+    """:func:`evaluate_uplift` for every slice id in ``slice_col`` at once (one shuffle for all):
+    e.g. every (learner, arm, outcome, split) of a run. ``binary`` maps slice id → outcome type."""
+    scans = scan_slices(df, slice_col, score_col, treatment_col, outcome_col, id_col,
+                        _settings(cfg, n_segments), labels)
+    binary = binary or {}
+    return {k: _evaluation(scan, cfg, binary.get(k)) for k, scan in scans.items()}

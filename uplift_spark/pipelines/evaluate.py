@@ -3,7 +3,8 @@
 Reads ``predictions`` (long: one row per customer x treatment arm per learner/outcome/split) and the
 actual arm and outcomes from ``experiment_log``. For each learner, treatment arm k, outcome and
 split listed in ``evaluation.splits`` that exists, rows whose actual arm is k are treated, control
-rows are control and other arms' rows are left out. Writes ``uplift_curves``, ``uplift_metrics`` and
+rows are control and other arms' rows are left out. All of these slices go through one exact scan
+(one shuffle), not one scan each. Writes ``uplift_curves``, ``uplift_metrics`` and
 ``uplift_by_decile`` (each replaced for this run in one Delta commit: reruns are idempotent).
 """
 
@@ -13,7 +14,7 @@ import math
 from typing import Dict, List, Optional
 
 from ..errors import DataError
-from ..evaluation import evaluate_uplift
+from ..evaluation import evaluate_slices
 from ..logs import get_logger
 from ..schemas import TABLE_COLUMNS, conform
 from .context import RunContext, Stopwatch
@@ -21,7 +22,7 @@ from .context import RunContext, Stopwatch
 log = get_logger("evaluate")
 
 ID, ARM = "customer_id", "arm"
-_ACTUAL, _T, _SCORE = "_actual_arm", "_treated", "_score"
+_ACTUAL, _T, _SCORE, _OUTCOME = "_actual_arm", "_treated", "_score", "_outcome"
 
 
 def _clean(value):
@@ -82,9 +83,10 @@ def run(ctx: RunContext, **_ignored) -> Dict[str, object]:
         for r in joined.groupBy("learner", "outcome", "split", "arm", _T).count().collect():
             counts[(r["learner"], r["outcome"], r["split"], r["arm"], r[_T])] = r["count"]
         curves, metrics, deciles = [], [], []
-        evaluated, skipped = 0, []
+        skipped = []
         keys = sorted({(c["learner"], c["outcome"], c["split"], c["arm"]) for c in combos if c["split"] in wanted},
                       key=lambda k: (k[0], k[1], wanted.index(k[2]), k[3]))
+        slices = []
         for learner, outcome, split, arm in keys:
             n_t = counts.get((learner, outcome, split, arm, 1), 0)
             n_c = counts.get((learner, outcome, split, arm, 0), 0)
@@ -93,12 +95,24 @@ def run(ctx: RunContext, **_ignored) -> Dict[str, object]:
                 log.warning("skipping %s/%s/%s/%s: %d treated, %d control rows", learner, arm, outcome, split,
                             n_t, n_c)
                 continue
-            part = joined.where(
-                (F.col("learner") == learner) & (F.col("outcome") == outcome) & (F.col("split") == split)
-                & (F.col("arm") == arm)
-            )
-            result = evaluate_uplift(part, _SCORE, _T, outcome, ev, id_col=ID,
-                                     binary=_outcome_binary(cfg, outcome))
+            slices.append((learner, outcome, split, arm))
+        if not slices:
+            raise DataError(f"evaluate: no (learner, arm, outcome, split) with both treated and control rows "
+                            f"(skipped {skipped})")
+        # every (learner, outcome, split, arm) is one slice of ONE exact scan (one shuffle for all)
+        slice_ids = spark.createDataFrame(
+            [(i,) + key for i, key in enumerate(slices)],
+            "_slice int, learner string, outcome string, split string, arm string")
+        outcome_value = F.lit(None).cast("double")
+        for o in outcomes:
+            outcome_value = F.when(F.col("outcome") == F.lit(o), F.col(o).cast("double")).otherwise(outcome_value)
+        stacked = (joined.join(F.broadcast(slice_ids), ["learner", "outcome", "split", "arm"])
+                   .select("_slice", ID, _SCORE, _T, outcome_value.alias(_OUTCOME)))
+        labels = {i: "/".join((learner, arm, outcome, split)) for i, (learner, outcome, split, arm) in enumerate(slices)}
+        results = evaluate_slices(stacked, "_slice", _SCORE, _T, _OUTCOME, ev, id_col=ID, labels=labels,
+                                  binary={i: _outcome_binary(cfg, key[1]) for i, key in enumerate(slices)})
+        for i, (learner, outcome, split, arm) in enumerate(slices):
+            result = results[i]
             key = (ctx.run_id, learner, arm, outcome, split)
             for p in result.curve.itertuples(index=False):
                 curves.append(key + (p.point, p.n, p.n_t, p.n_c, p.y_t, p.y_c, p.qini, p.uplift,
@@ -108,14 +122,11 @@ def run(ctx: RunContext, **_ignored) -> Dict[str, object]:
             for d in result.deciles.itertuples(index=False):
                 deciles.append(key + (d.decile, d.n_t, d.n_c, d.predicted, d.observed, d.se,
                                       d.treated_mean, d.control_mean))
-            evaluated += 1
-            log.info("evaluated %s/%s/%s/%s: %d treated, %d control rows (%.1fs)", learner, arm, outcome, split,
-                     n_t, n_c, watch())
+            log.info("evaluated %s: %d treated, %d control rows", labels[i],
+                     counts[(learner, outcome, split, arm, 1)], counts[(learner, outcome, split, arm, 0)])
+        evaluated = len(slices)
     finally:
         joined.unpersist()
-    if not evaluated:
-        raise DataError(f"evaluate: no (learner, arm, outcome, split) with both treated and control rows "
-                        f"(skipped {skipped})")
     locations = {
         "uplift_curves": ctx.store.write(_frame(spark, curves, "uplift_curves"), "uplift_curves", ctx.run_id),
         "uplift_metrics": ctx.store.write(_frame(spark, metrics, "uplift_metrics"), "uplift_metrics", ctx.run_id),
