@@ -29,7 +29,9 @@ class MemorySampler:
     """Peak RSS of this Python driver, its JVM and the JVM's Python workers, sampled in a thread.
 
     In local mode the JVM is driver and executor at once, so it is reported apart from the Python
-    driver: the Python driver is what a ``collect()`` of row-level data would grow. ``mark(label)``
+    driver: the Python driver is what a ``collect()`` of row-level data would grow. Under
+    ``local-cluster[...]`` the executors are separate JVMs (``executor_jvms_mb``, all summed) and
+    ``jvm_mb`` is the driver JVM alone (with the in-process master and workers). ``mark(label)``
     starts a new interval so peaks can be read per stage.
     """
 
@@ -47,24 +49,27 @@ class MemorySampler:
     def _sample(self) -> Dict[str, float]:
         import psutil
 
-        py = jvm = workers = 0
+        py = jvm = executors = workers = 0
         try:
             py = self.me.memory_info().rss
             for child in self.me.children(recursive=True):
                 try:
                     rss = child.memory_info().rss
-                    name = " ".join(child.cmdline()[:3])
+                    cmd = child.cmdline()
+                    name = " ".join(cmd[:3])
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     continue
-                if "java" in name:
+                if "java" in name and any("CoarseGrainedExecutorBackend" in c for c in cmd):
+                    executors += rss  # local-cluster / standalone executors: not the driver
+                elif "java" in name:
                     jvm += rss
                 elif "python" in name:
                     workers += rss
         except psutil.NoSuchProcess:
             pass
         mb = 1024.0 * 1024.0
-        return {"driver_python_mb": py / mb, "jvm_mb": jvm / mb, "python_workers_mb": workers / mb,
-                "driver_total_mb": (py + jvm) / mb}
+        return {"driver_python_mb": py / mb, "jvm_mb": jvm / mb, "executor_jvms_mb": executors / mb,
+                "python_workers_mb": workers / mb, "driver_total_mb": (py + jvm) / mb}
 
     def _loop(self) -> None:
         while not self._stop.is_set():

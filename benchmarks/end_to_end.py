@@ -26,7 +26,7 @@ from _common import MemorySampler, Timer, lightgbm_config, print_table, syntheti
 
 
 def build_config(rows: int, output: str, master: str, driver_memory: str, iterations: int, bootstrap: int,
-                 shuffle_partitions: int, partitions: int):
+                 shuffle_partitions: int, partitions: int, executor_memory: str = ""):
     """conf/smoke.yaml scaled up: same contract, bigger data, 20 features, budgets proportional to rows."""
     from uplift_spark.config import config_from_dict, to_dict
     from uplift_spark.datasets import synthetic_data_config
@@ -36,8 +36,11 @@ def build_config(rows: int, output: str, master: str, driver_memory: str, iterat
     syn = synthetic_config(rows, partitions=partitions)
     raw["run"]["output_root"] = output
     raw["run"]["name"] = "bench_e2e"
+    conf = {"spark.ui.enabled": "false"}
+    if executor_memory:  # local-cluster / cluster masters: executors are separate JVMs
+        conf["spark.executor.memory"] = executor_memory
     raw["spark"].update(master=master, driver_memory=driver_memory, shuffle_partitions=shuffle_partitions,
-                        conf={"spark.ui.enabled": "false"})
+                        conf=conf)
     raw["synthetic"] = to_dict(syn)
     raw["data"] = {k: v for k, v in to_dict(synthetic_data_config(syn)).items()}
     raw["model"]["lightgbm"] = to_dict(lightgbm_config(iterations))
@@ -63,6 +66,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--driver-memory", default="1g")
+    parser.add_argument("--executor-memory", default="", help="e.g. 3g with --master 'local-cluster[2,1,4096]'")
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--bootstrap", type=int, default=100)
     parser.add_argument("--shuffle-partitions", type=int, default=8)
@@ -76,7 +80,7 @@ def main(argv=None) -> dict:
     output = os.path.join(args.output, f"rows_{args.rows}")
     shutil.rmtree(output, ignore_errors=True)
     cfg = build_config(args.rows, output, args.master, args.driver_memory, args.iterations, args.bootstrap,
-                       args.shuffle_partitions, args.partitions)
+                       args.shuffle_partitions, args.partitions, args.executor_memory)
 
     from uplift_spark.pipelines.context import RunContext, new_run_id
     from uplift_spark.pipelines.run import STAGE_ORDER
@@ -102,7 +106,7 @@ def main(argv=None) -> dict:
             row["detail"] = ", ".join(f"{m['learner']}-learner {m['seconds']}s" for m in manifest["models"])
         stages.append(row)
         print(f"  {stage:<9} {seconds:8.1f}s  python driver {row['driver_python_mb']:.0f} MB, "
-              f"JVM {row['jvm_mb']:.0f} MB", flush=True)
+              f"driver JVM {row['jvm_mb']:.0f} MB, executor JVMs {row['executor_jvms_mb']:.0f} MB", flush=True)
     total_seconds = total()
     peaks = sampler.stop()
     tables = {}
@@ -111,7 +115,8 @@ def main(argv=None) -> dict:
     for name in TABLES:
         if ctx.store.exists(name):
             tables[name] = delta_files(ctx.store.location(name))
-    print_table(stages, ["stage", "seconds", "driver_python_mb", "jvm_mb", "python_workers_mb", "detail"],
+    print_table(stages, ["stage", "seconds", "driver_python_mb", "jvm_mb", "executor_jvms_mb", "python_workers_mb",
+                         "detail"],
                 f"end to end, {args.rows:,} rows, {args.master}, driver memory {args.driver_memory}")
     print_table([{"table": k, **v} for k, v in tables.items()], ["table", "parquet_files", "mb", "commits"],
                 "Delta tables")
@@ -120,6 +125,7 @@ def main(argv=None) -> dict:
           f"{all_peak.get('driver_python_mb')} MB, peak JVM {all_peak.get('jvm_mb')} MB, "
           f"peak driver python + JVM {all_peak.get('driver_total_mb')} MB")
     result = {"rows": args.rows, "master": args.master, "driver_memory": args.driver_memory,
+              "executor_memory": args.executor_memory,
               "iterations": args.iterations, "bootstrap": args.bootstrap, "session_seconds": session_seconds,
               "total_seconds": total_seconds, "stages": stages, "peaks": all_peak, "tables": tables,
               "features": len(cfg.data.features), "treatment_arms": list(cfg.data.treatment_arms)}

@@ -1,7 +1,7 @@
 """Spark T/X learners vs the same learners on PyPI ``lightgbm`` in one process: wall time and Qini AUC.
 
     python benchmarks/training_vs_lightgbm.py --rows 1000000 [--iterations 100] [--master local[2]]
-        [--backend auto] [--threads 2]
+        [--backend auto] [--threads 2] [--warmup] [--lgb-threads N]
 
 Both sides see the same rows (the synthetic log is written once to Parquet, then read by Spark and by
 pyarrow), the same 60/20/20 customer split (valid = early stopping), the same feature encoding (the
@@ -11,6 +11,8 @@ with ``lightgbm.train``: T: μ_a per arm, τ_k = μ_k − μ_0. X: stage-2 regre
 τ_k = e·τ0_k + (1 − e)·τ1_k with e = p_k / (p_k + p_0) from the logged propensities. Quality: Qini AUC
 (``sklift.metrics.qini_auc_score``) per treatment arm on the test split, arm vs control rows. The
 reference uses ``--threads`` threads (default: all cores), Spark one LightGBM thread per task.
+Besides wall time it prints the Spark jobs of each fit and CPU seconds (this process + the local
+JVM + Python workers): on a shared machine wall time mostly measures the others' load.
 """
 
 from __future__ import annotations
@@ -24,6 +26,22 @@ import numpy as np
 import pandas as pd
 
 from _common import Timer, hash_split, lightgbm_config, print_table, spark_session, synthetic_config, write_result
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its children (the local Spark JVM, Python workers):
+    the work done, which the load of other processes on the machine inflates far less than wall time."""
+    import psutil
+
+    me = psutil.Process()
+    total = 0.0
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
 
 
 def encode(pdf: pd.DataFrame, encoding) -> np.ndarray:
@@ -64,14 +82,14 @@ def reference_learners(train: pd.DataFrame, valid: pd.DataFrame, test_x: np.ndar
     xva = {a: encode(valid[valid.arm == a], encoding) for a in [control, *arms]}
     yva = {a: valid.loc[valid.arm == a, "conversion"].to_numpy(np.float64) for a in [control, *arms]}
 
-    clock = Timer()
+    clock, cpu = Timer(), cpu_seconds()
     mu = {a: fit_one(clf, rounds, early, xtr[a], ytr[a], xva[a], yva[a], cat_idx, names) for a in [control, *arms]}
-    t_seconds = clock()
+    t_seconds, t_cpu = clock(), cpu_seconds() - cpu
     mu0_test = mu[control].predict(test_x, num_threads=threads)
-    out["t"] = {"seconds": t_seconds,
+    out["t"] = {"seconds": t_seconds, "cpu_seconds": t_cpu,
                 "uplift": {a: mu[a].predict(test_x, num_threads=threads) - mu0_test for a in arms}}
 
-    clock = Timer()
+    clock, cpu = Timer(), cpu_seconds()
     mu = {a: fit_one(clf, rounds, early, xtr[a], ytr[a], xva[a], yva[a], cat_idx, names) for a in [control, *arms]}
     uplift = {}
     for a in arms:
@@ -83,7 +101,7 @@ def reference_learners(train: pd.DataFrame, valid: pd.DataFrame, test_x: np.ndar
         tau0 = fit_one(reg, rounds, early, xtr[control], d0, xva[control], d0v, cat_idx, names)
         e = np.clip(test_prop[a] / (test_prop[a] + test_prop[control]), 0.01, 0.99)
         uplift[a] = e * tau0.predict(test_x, num_threads=threads) + (1 - e) * tau1.predict(test_x, num_threads=threads)
-    out["x"] = {"seconds": clock(), "uplift": uplift}
+    out["x"] = {"seconds": clock(), "cpu_seconds": cpu_seconds() - cpu, "uplift": uplift}
     return out
 
 
@@ -110,6 +128,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workdir", default="/tmp/uplift_bench_train")
     parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument("--warmup", action="store_true",
+                        help="fit a T-learner on 5,000 rows first, so JVM/JIT/native-library start-up is not "
+                             "charged to the first timed learner")
+    parser.add_argument("--lgb-threads", type=int, default=None,
+                        help="model.lightgbm.num_threads for SynapseML (default: the config default)")
     args = parser.parse_args(argv)
 
     import pyarrow.parquet as pq
@@ -124,7 +147,8 @@ def main(argv=None) -> dict:
     syn = synthetic_config(args.rows, seed=args.seed)
     data = synthetic_data_config(syn)
     control, arms = data.control_arm, list(data.treatment_arms)
-    lgb_cfg = lightgbm_config(args.iterations)
+    lgb_cfg = lightgbm_config(args.iterations, **({} if args.lgb_threads is None else
+                                                   {"num_threads": args.lgb_threads}))
     shutil.rmtree(args.workdir, ignore_errors=True)
     src = os.path.join(args.workdir, "log")
     clock = Timer()
@@ -136,16 +160,32 @@ def main(argv=None) -> dict:
     results = {"rows": args.rows, "master": args.master, "backend": args.backend, "threads": args.threads,
                "iterations": args.iterations, "learners": {}}
     spark_models = {}
+    if args.warmup:
+        clock = Timer()
+        learner_class("t").from_config(data, model_cfg, outcome="conversion", validation_col="is_valid").fit(
+            train.limit(5000))
+        print(f"warm-up fit (5,000 rows): {clock():.1f}s", flush=True)
+    results["warmup"] = bool(args.warmup)
     for learner in args.learners.split(","):
         est = learner_class(learner).from_config(data, model_cfg, outcome="conversion", validation_col="is_valid")
-        clock = Timer()
+        sc = spark.sparkContext
+        group = f"bench_fit_{learner}"
+        sc.setJobGroup(group, f"{learner}-learner fit")
+        clock, cpu = Timer(), cpu_seconds()
         model = est.fit(train)
-        seconds = clock()
+        seconds, cpu = clock(), cpu_seconds() - cpu
+        sc.setLocalProperty("spark.jobGroup.id", None)
+        jobs = sc.statusTracker().getJobIdsForGroup(group)
+        stages = sum(len(sc.statusTracker().getJobInfo(j).stageIds) for j in jobs
+                     if sc.statusTracker().getJobInfo(j) is not None)
         spark_models[learner] = model
         out = os.path.join(args.workdir, f"scored_{learner}")
         model.transform(test).select("customer_id", *[uplift_column(a) for a in arms]).write.parquet(out)
-        results["learners"][learner] = {"spark_seconds": seconds, "spark_backend": model.training["backend"]}
-        print(f"spark {learner}-learner ({model.training['backend']}): {seconds:.1f}s", flush=True)
+        results["learners"][learner] = {"spark_seconds": seconds, "spark_backend": model.training["backend"],
+                                        "spark_jobs": len(jobs), "spark_stages": stages, "spark_cpu_seconds": cpu,
+                                        "load_1min": os.getloadavg()[0]}
+        print(f"spark {learner}-learner ({model.training['backend']}): {seconds:.1f}s, {cpu:.1f} CPU s, "
+              f"{len(jobs)} Spark jobs ({stages} stages incl. skipped)", flush=True)
 
     cols = ["customer_id", "arm", "conversion", "split", *data.features,
             *[f"propensity_{slug(a)}" for a in [control, *arms]]]
@@ -165,10 +205,14 @@ def main(argv=None) -> dict:
         info["spark_qini"] = spark_q
         if not args.skip_reference:
             info["reference_seconds"] = ref[learner]["seconds"]
+            info["reference_cpu_seconds"] = ref[learner]["cpu_seconds"]
+            info["cpu_ratio"] = round(info["spark_cpu_seconds"] / max(ref[learner]["cpu_seconds"], 1e-9), 2)
             info["reference_qini"] = qini_per_arm(test_pdf, ref[learner]["uplift"], control)
             info["time_ratio"] = round(info["spark_seconds"] / max(ref[learner]["seconds"], 1e-9), 2)
         for a in arms:
-            rows.append({"learner": learner, "arm": a, "spark_s": info["spark_seconds"],
+            rows.append({"learner": learner, "arm": a, "spark_s": info["spark_seconds"], "jobs": info["spark_jobs"],
+                         "spark_cpu": info["spark_cpu_seconds"], "lightgbm_cpu": info.get("reference_cpu_seconds"),
+                         "cpu_ratio": info.get("cpu_ratio"),
                          "lightgbm_s": info.get("reference_seconds"), "ratio": info.get("time_ratio"),
                          "qini_spark": round(spark_q[a], 5),
                          "qini_lightgbm": round(info["reference_qini"][a], 5) if "reference_qini" in info else None})
@@ -191,7 +235,8 @@ def main(argv=None) -> dict:
                 draws.append(qini_auc_score(y[idx], u[idx], t[idx]))
             noise[a] = round(float(np.std(draws)), 5)
         results["qini_bootstrap_sd_t"] = noise
-    print_table(rows, ["learner", "arm", "spark_s", "lightgbm_s", "ratio", "qini_spark", "qini_lightgbm"],
+    print_table(rows, ["learner", "arm", "spark_s", "jobs", "lightgbm_s", "ratio", "spark_cpu", "lightgbm_cpu",
+                       "cpu_ratio", "qini_spark", "qini_lightgbm"],
                 f"training, {args.rows:,} rows ({args.master}, {args.threads} reference threads)")
     if "qini_bootstrap_sd_t" in results:
         print(f"test-set Qini AUC bootstrap sd (T, Spark): {results['qini_bootstrap_sd_t']}")

@@ -88,6 +88,9 @@ def test_model_metadata_and_columns(fitted):
     assert x.encoding.categorical == ("c0",) and x.encoding.categories["c0"] == ["a", "b", "c"]  # by frequency
     per_arm = x.training["fingerprint"]["per_arm"]
     assert set(per_arm) == {"control", "email_a", "email_b"}
+    # num_tasks=1 on a 2-partition input: each arm is hash-repartitioned (and cached) once per fit
+    assert x.training["tasks"] == {"control": 1, "email_a": 1, "email_b": 1}
+    assert x.training["repartitioned"] == {"control": True, "email_a": True, "email_b": True}
 
 
 def _encode(pdf, model):
@@ -273,3 +276,112 @@ def test_combine_uplift_formulas():
                           {"p_a": np.array([0.3, 0.3, np.nan, 0.1]), "p_c": np.array([0.3, 0.1, 0.5, 0.3])}, n)
     e = np.array([0.5, 0.75, 0.2, 0.25])  # NaN row falls back to the training constant
     np.testing.assert_allclose(cols["A"], e * 0.5 + (1 - e) * -0.5)
+
+
+def _persistent_rdds(spark) -> int:
+    return spark.sparkContext._jsc.getPersistentRDDs().size()
+
+
+def test_training_frame_skips_repartition_when_partitions_hold_both_classes(spark):
+    """Input with exactly num_tasks partitions, each holding both classes, is cached as is (no shuffle);
+    one partition per class is hash-repartitioned instead. Both train the same model as one-process
+    lightgbm, and ``train`` on a DataFrame releases the cache it made."""
+    import lightgbm as lgb
+
+    from uplift_spark.learners import SynapseMLTrainer, lightgbm_params
+
+    rng = np.random.default_rng(11)
+    n = 3000
+    x = rng.normal(size=(n, 3))
+    y = (rng.random(n) < 1 / (1 + np.exp(-(1.5 * x[:, 0] - x[:, 1])))).astype(float)
+    valid = rng.random(n) < 0.2
+    pdf = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "y": y, "v": valid})
+    cfg = LightGBMConfig(num_iterations=40, learning_rate=0.1, num_leaves=8, min_data_in_leaf=20,
+                         early_stopping_round=5, num_tasks=2, seed=2)
+    trainer = SynapseMLTrainer(spark, cfg)
+    mixed = spark.createDataFrame(pdf).repartition(2)  # round robin: both classes in both partitions
+    by_class = spark.createDataFrame(pdf).repartitionByRange(2, "y")  # partition 0: y = 0 only
+
+    frames = {"mixed": trainer.prepare(mixed, "y", "binary", "v"),
+              "by_class": trainer.prepare(by_class, "y", "binary", "v")}
+    try:
+        assert frames["mixed"].repartitioned is False and frames["mixed"].n_tasks == 2
+        assert frames["by_class"].repartitioned is True and frames["by_class"].n_tasks == 2
+        for frame in frames.values():
+            assert sum(frame.partition_rows) == int((~valid).sum()) and min(frame.partition_rows) > 0
+            assert frame.valid_rows == int(valid.sum())
+        preds = {k: lgb.Booster(model_str=trainer.train(f, "y", ["a", "b", "c"], ["a", "b", "c"], "binary",
+                                                         [], "v").model_str).predict(x)
+                 for k, f in frames.items()}
+    finally:
+        for frame in frames.values():
+            frame.unpersist()
+    params = dict(lightgbm_params(cfg, "binary"), num_threads=1)
+    dtrain = lgb.Dataset(x[~valid], y[~valid])
+    ref = lgb.train(params, dtrain, cfg.num_iterations, valid_sets=[lgb.Dataset(x[valid], y[valid], reference=dtrain)],
+                    callbacks=[lgb.early_stopping(cfg.early_stopping_round, verbose=False)])
+    expected = ref.predict(x, num_iteration=ref.best_iteration)
+    np.testing.assert_allclose(preds["mixed"], expected, atol=1e-4)
+    np.testing.assert_allclose(preds["by_class"], expected, atol=1e-4)
+
+    before = _persistent_rdds(spark)
+    # no validation rows at all: trained without early stopping (SynapseML itself fails on an empty set)
+    no_valid = spark.createDataFrame(pdf.assign(v=False)).repartition(2)
+    res = trainer.train(no_valid, "y", ["a", "b", "c"], ["a", "b", "c"], "binary", [], "v")
+    assert lgb.Booster(model_str=res.model_str).num_trees() == cfg.num_iterations
+    assert _persistent_rdds(spark) == before  # train() on a DataFrame releases the cache it made
+
+    from pyspark import StorageLevel
+
+    mine = mixed.persist(StorageLevel.MEMORY_ONLY)  # a caller's cache is used, and left to the caller
+    frame = trainer.prepare(mine, "y", "binary", "v")
+    frame.unpersist()
+    assert frame.owns_cache is False and mine.storageLevel == StorageLevel.MEMORY_ONLY
+    mine.unpersist()
+
+
+def test_task_plan_and_class_checks():
+    from uplift_spark.learners.trainers import cores_of_master, plan_tasks
+
+    assert plan_tasks({0.0: 900, 1.0: 100}, "y", 4, True) == 4
+    assert plan_tasks({0.0: 900, 1.0: 25}, "y", 4, True) == 2  # 10 minority rows per task at least
+    assert plan_tasks({"rows": 3}, "y", 4, False) == 1
+    with pytest.raises(ModelError, match="'y' has a single class"):
+        plan_tasks({0.0: 50}, "y", 2, True)
+    with pytest.raises(ModelError, match="'y' has values other than 0/1"):
+        plan_tasks({0.0: 50, 1.0: 5, 2.0: 1}, "y", 2, True)
+    assert [cores_of_master(m) for m in ("local", "local[2]", "local[3,2]", "local-cluster[2,1,1024]",
+                                          "spark://h:7077", "yarn")] == [1, 2, 3, 1, 0, 0]
+
+
+def test_learner_counts_classes_once_and_rejects_non_binary_outcome(spark):
+    """The binary check comes from the fit's one fingerprint aggregate, before any booster is trained."""
+    from pyspark.sql import functions as F
+
+    from uplift_spark.learners import TLearner
+
+    pdf = make_rct(n=600, seed=3)
+    df = spark.createDataFrame(pdf).withColumn("is_valid", F.col("split") == "valid") \
+        .withColumn("conversion", F.when(F.col("customer_id") == "s0000005", 2).otherwise(F.col("conversion")))
+    assert pdf.loc[5, "split"] == "train"
+    arm = pdf.loc[5, "arm"]
+    before = _persistent_rdds(spark)
+    with pytest.raises(ModelError, match=f"'conversion' has 1 values other than 0/1 in arm '{arm}'"):
+        _learner(TLearner).fit(df)
+    assert _persistent_rdds(spark) == before  # the fit released its caches on failure too
+
+
+def test_fit_encoding_ranks_every_categorical_in_one_pass(spark):
+    """Codes of several categorical columns (one job) equal pandas' frequency ranking, ties by value."""
+    from uplift_spark.learners import fit_encoding
+
+    rng = np.random.default_rng(8)
+    n = 500
+    pdf = pd.DataFrame({"c1": rng.choice(["x", "y", "z", "w", None], size=n, p=[0.4, 0.2, 0.2, 0.1, 0.1]),
+                        "c2": rng.integers(0, 12, size=n).astype(str), "n": rng.normal(size=n)})
+    enc = fit_encoding(spark.createDataFrame(pdf), ["n", "c1", "c2"], ["c1", "c2"], max_categories=5)
+    for c in ("c1", "c2"):
+        counts = pdf[c].dropna().value_counts()
+        expected = sorted(counts.index, key=lambda v: (-counts[v], v))[:5]
+        assert enc.categories[c] == expected, c
+    assert enc.categorical_indexes == [1, 2]

@@ -130,6 +130,102 @@ def test_budget_policy_beats_naive_baselines(budget_case):
     assert ours > 1.5 * fixed and ours > 1.5 * random_arm
 
 
+# ------------------------------------------------------------------------------------------ search paths
+
+
+def _allocation_stats(dec, pdf, values):
+    act, _ = actions(dec, pdf.customer_id)
+    chosen = act >= 0
+    return (values[np.nonzero(chosen)[0], act[chosen]].sum(), COST[act[chosen]].sum(),
+            np.bincount(act[chosen], minlength=3), act)
+
+
+@pytest.fixture(scope="module")
+def search_case(spark):
+    """Budget and discount capacity both bind; the same instance decided by the three search paths:
+    on the driver (population within the sample size), full Spark passes only, sample bracket + passes."""
+    pdf, tau = instance(2000, seed=11)
+    values = tau * BENEFIT - COST
+    budget, caps = 500.0, (None, None, 60)
+    base = dict(policy="budget", budget=budget, holdout_share=0.0, explore_share=0.0, arms=economics(caps))
+    df = spark.createDataFrame(pdf).repartition(4)
+    runs = {}
+    for name, sample_rows in (("driver", 50_000), ("full", 0), ("bracket", 300)):
+        dec, summary = decide(df, PolicyConfig(search_sample_rows=sample_rows, **base), ARMS)
+        runs[name] = (dec.toPandas(), summary)
+    # same seed (salt), another partitioning: the bracket path must give the same decisions
+    dec, summary = decide(spark.createDataFrame(pdf.iloc[::-1]).repartition(3),
+                          PolicyConfig(search_sample_rows=300, **base), ARMS)
+    runs["bracket_again"] = (dec.toPandas(), summary)
+    return pdf, values, budget, caps, runs
+
+
+def test_search_paths_agree_with_lp_and_never_exceed_limits(search_case):
+    pdf, values, budget, caps, runs = search_case
+    lp = lp_optimum(values, budget, caps)
+    out = {}
+    for name, (dec, summary) in runs.items():
+        ours, spend, counts, act = _allocation_stats(dec, pdf, values)
+        out[name] = ours
+        print(f"\n{name}: value {ours:.3f} / LP {lp:.3f} ({ours / lp:.5%}), spend {spend}/{budget}, counts "
+              f"{counts.tolist()}, passes {summary.passes} + {summary.sample_passes} on {summary.sample_rows} "
+              f"sample rows, dual gap {summary.dual_gap}")
+        assert spend <= budget + 1e-9 and counts[2] <= caps[2]
+        assert ours <= lp + 1e-6
+        assert ours >= 0.995 * lp  # 2,000 customers: a few marginal ones are the LP's fractional part
+        # the certificate: the reported gap bounds the distance to the LP optimum
+        assert summary.dual_gap is not None and summary.dual_gap <= 5e-3
+        assert ours >= (1 - summary.dual_gap) * lp - 1e-6
+    assert runs["driver"][1].passes == 0 and runs["driver"][1].sample_rows == len(pdf)
+    assert runs["full"][1].sample_passes == 0 and runs["full"][1].passes > 0
+    bracket = runs["bracket"][1]
+    assert 0 < bracket.sample_rows <= 600 and bracket.sample_passes > 0 and bracket.passes > 0
+    assert bracket.passes < runs["full"][1].passes  # the bracket saves passes over the population
+    assert out["bracket"] == pytest.approx(out["full"], rel=2e-3)
+    assert out["full"] == pytest.approx(out["driver"], rel=2e-3)
+    d = bracket.to_dict()
+    assert d["aggregation_passes"] == bracket.passes and d["sample_passes"] == bracket.sample_passes
+
+
+def test_bracket_search_is_deterministic_for_a_salt(search_case):
+    pdf, values, *_ , runs = search_case
+    one = runs["bracket"][0].set_index("customer_id").loc[pdf.customer_id]
+    two = runs["bracket_again"][0].set_index("customer_id").loc[pdf.customer_id]
+    assert (one.action.to_numpy() == two.action.to_numpy()).all()
+    assert runs["bracket"][1].multipliers == pytest.approx(runs["bracket_again"][1].multipliers, rel=1e-12)
+
+
+def test_local_solver_matches_brute_force_and_recovers_from_a_bad_bracket():
+    """NumPy only: the driver-side evaluation equals a brute-force count, and a start far from the
+    optimum (a sample that missed) still ends feasible and near the LP optimum."""
+    from uplift_spark.policy.allocate import Candidates, Limits, LocalRows, Solver, pick
+
+    pdf, tau = instance(1500, seed=21)
+    values = tau * BENEFIT - COST
+    values[::7, 2] = -np.inf  # not a candidate (ineligible)
+    rows = LocalRows(values, np.random.default_rng(0).random(len(values)))
+    nu = np.random.default_rng(1).random((40, 3)) * 2
+    counts, value = rows.evaluate(Candidates.plain(nu), 3)
+    for m in range(len(nu)):
+        scores = values - nu[m]
+        best = scores.max(axis=1)
+        act = np.where(best > 0, scores.argmax(axis=1), -1)
+        np.testing.assert_array_equal(counts[m], np.bincount(act[act >= 0], minlength=3))
+        np.testing.assert_allclose(value[m].sum(), values[act >= 0, act[act >= 0]].sum(), rtol=1e-12)
+    np.testing.assert_array_equal(pick(values, nu)[3], np.where((values - nu[3]).max(axis=1) > 0,
+                                                                (values - nu[3]).argmax(axis=1), -1))
+    budget, caps = 400.0, (None, None, 50)
+    lp = lp_optimum(np.where(np.isfinite(values), values, -1e3), budget, caps)
+    limits = Limits(tuple(COST), budget, caps)
+    vmax = float(values[np.isfinite(values)].max())
+    exact = Solver(rows, limits, ARMS, gap_tol=1e-4).solve(vmax)
+    for start in (exact.mult * 3 + 1.0, exact.mult * 0.2):  # far above / below the optimum
+        alloc = Solver(rows, limits, ARMS, gap_tol=1e-4, window=0.05).solve(vmax, start=start)
+        assert alloc.counts @ COST <= budget + 1e-9 and alloc.counts[2] <= caps[2]
+        assert alloc.value >= (1 - 1e-3) * lp and alloc.value <= lp + 1e-6
+        assert alloc.dual_gap <= 1e-3
+
+
 # ------------------------------------------------------------------------------------------ top_k / threshold
 
 

@@ -212,6 +212,11 @@ class LightGBMConfig:
     max_bin: int = bounded(255, 2)
     seed: int = 1
     num_tasks: int = bounded(0, 0)
+    # LightGBM threads per executor for SynapseML; 0 = SynapseML's default (executor cores - 1)
+    num_threads: int = bounded(0, 0)
+    # SynapseML collects validation rows to the driver for early stopping: sample them down to about this
+    # many (seeded) so the driver stays flat as customers grow; 0 = use all
+    max_validation_rows: int = bounded(200_000, 0)
     timeout_seconds: float = bounded(1200.0, 1.0)
     data_transfer_mode: str = choice("bulk", "bulk", "streaming")
     extra: Mapping[str, Any] = empty_mapping()
@@ -304,6 +309,11 @@ class PolicyConfig:
     learner: str = choice("auto", "auto", "t", "x")
     # multiplier values evaluated per aggregation pass (one pass narrows a search by grid_points - 1)
     grid_points: int = bounded(128, 8)
+    # policy rows (seeded hash sample, bounded) searched on the driver to bracket the multipliers before
+    # the exact full passes; a population this small is solved on the driver outright; 0 = full passes only
+    search_sample_rows: int = bounded(50_000, 0)
+    # stop the multiplier search once (dual bound − allocation value) / dual bound is below this
+    dual_gap_tol: float = bounded(1e-4, 0.0, 0.5)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -133,6 +134,10 @@ def session_conf(cfg: SparkConfig) -> Dict[str, str]:
         conf["spark.driver.memory"] = cfg.driver_memory
         conf["spark.driver.host"] = "127.0.0.1"
         conf["spark.driver.bindAddress"] = "127.0.0.1"
+    cluster = re.fullmatch(r"local-cluster\[\s*\d+\s*,\s*(\d+)\s*,\s*\d+\s*\]", cfg.master)
+    if cluster:
+        # SynapseML plans its LightGBM tasks from spark.executor.cores (else it runs a job to count)
+        conf["spark.executor.cores"] = cluster.group(1)
     conf.update(_jar_conf(cfg))
     conf.update({k: str(v) for k, v in cfg.conf.items()})
     return conf

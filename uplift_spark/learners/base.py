@@ -29,6 +29,7 @@ log = get_logger("learners")
 _LABEL = "__uplift_label"
 _ARM = "__uplift_arm"
 _VALID = "__uplift_valid"
+_TREATED = "__uplift_is_treated"
 
 
 def _cap(name: str) -> str:
@@ -158,16 +159,23 @@ class _UpliftLearner(Estimator, _UpliftParams):
         from pyspark.sql import functions as F
 
         valid = self.getValidationCol()
+        y = F.col(self.getOutcomeCol()).cast("double")
+        is_train = ~F.coalesce(F.col(valid).cast("boolean"), F.lit(False)) if valid else F.lit(True)
         rows = (
             df.groupBy(F.col(self.getArmCol()).cast("string").alias("arm"))
             .agg(F.count(F.lit(1)).alias("rows"),
-                 F.sum(F.col(self.getOutcomeCol()).cast("double")).alias("outcome_sum"),
+                 F.sum(y).alias("outcome_sum"),
                  F.sum(F.col(self.getOutcomeCol()).isNull().cast("long")).alias("outcome_nulls"),
-                 (F.sum(F.col(valid).cast("long")) if valid else F.lit(0)).alias("valid_rows"))
+                 (F.sum(F.col(valid).cast("long")) if valid else F.lit(0)).alias("valid_rows"),
+                 # training-row class counts of every booster of the fit, so no booster counts again
+                 F.sum(F.when(is_train, y)).alias("train_outcome_sum"),
+                 F.sum((is_train & y.isNotNull() & ~y.isin(0.0, 1.0)).cast("long")).alias("train_non_binary"))
             .collect()
         )
         per_arm = {r["arm"]: {"rows": int(r["rows"]), "outcome_sum": float(r["outcome_sum"] or 0.0),
-                              "outcome_nulls": int(r["outcome_nulls"]), "valid_rows": int(r["valid_rows"] or 0)}
+                              "outcome_nulls": int(r["outcome_nulls"]), "valid_rows": int(r["valid_rows"] or 0),
+                              "train_outcome_sum": float(r["train_outcome_sum"] or 0.0),
+                              "train_non_binary": int(r["train_non_binary"] or 0)}
                    for r in rows}
         for arm in [self.getControlArm(), *self.getTreatmentArms()]:
             stats = per_arm.get(arm)
@@ -178,7 +186,7 @@ class _UpliftLearner(Estimator, _UpliftParams):
                 raise DataError(f"outcome {self.getOutcomeCol()!r} has {stats['outcome_nulls']} nulls in arm {arm!r}")
         return {"per_arm": per_arm, "schema": [[f.name, f.dataType.simpleString()] for f in df.schema.fields]}
 
-    def _propensity_spec(self, df, fingerprint: dict, trainer, enc: FeatureEncoding, data) -> tuple:
+    def _propensity_spec(self, df, fingerprint: dict, trainer, enc: FeatureEncoding, frames) -> tuple:
         from .propensity import column_propensity_means, known_propensity, propensity_columns
 
         control, treatments = self.getControlArm(), list(self.getTreatmentArms())
@@ -187,11 +195,17 @@ class _UpliftLearner(Estimator, _UpliftParams):
         if self.getPropensity() == "estimate":
             from pyspark.sql import functions as F
 
+            valid = _VALID if self.getValidationCol() else None
             for arm in treatments:
-                sub = data.where(F.col(_ARM).isin(arm, control)).withColumn(
-                    "__uplift_is_treated", (F.col(_ARM) == arm).cast("double"))
-                res = trainer.train(sub, "__uplift_is_treated", enc.encoded_columns, enc.booster_names, BINARY,
-                                    enc.categorical_indexes, _VALID if self.getValidationCol() else None)
+                treated = frames[arm].df.withColumn(_TREATED, F.lit(1.0))
+                sub = treated.unionByName(frames[control].df.withColumn(_TREATED, F.lit(0.0)))
+                counts = {1.0: self._train_rows(fingerprint, arm), 0.0: self._train_rows(fingerprint, control)}
+                frame = trainer.prepare(sub, _TREATED, BINARY, valid, counts)
+                try:
+                    res = trainer.train(frame, _TREATED, enc.encoded_columns, enc.booster_names, BINARY,
+                                        enc.categorical_indexes, valid)
+                finally:
+                    frame.unpersist()
                 boosters[f"prop_{slug(arm)}"] = res.model_str
             spec = {"mode": "estimate", "source": "lightgbm", "clip": clip, "constant": {}, "columns": {},
                     "control_column": None}
@@ -217,25 +231,38 @@ class _UpliftLearner(Estimator, _UpliftParams):
         fingerprint = self._fingerprint(df)
         train_rows = df.where(~F.col(valid).cast("boolean")) if valid else df
         enc = fit_encoding(train_rows, self.getFeatureCols(), self.getCategoricalCols(), self.getMaxCategories())
-        data = df.select(
-            F.col(self.getArmCol()).cast("string").alias(_ARM),
-            F.col(self.getOutcomeCol()).cast("double").alias(_LABEL),
-            (F.coalesce(F.col(valid).cast("boolean"), F.lit(False)) if valid else F.lit(False)).alias(_VALID),
-            *enc.encoded_exprs(df),
-        ).persist(StorageLevel.MEMORY_AND_DISK)
         cfg = self.getLightGBMConfig()
         trainer = make_trainer(dataset.sparkSession, cfg, self.getBackend())
+        # Encoded once here; each arm's rows are then partitioned for the tasks and cached ONCE, and every
+        # booster of that arm (and SynapseML's own passes over its input) reads that cache.
+        data = df.select(
+            F.col(self.getArmCol()).cast("string").alias(_ARM),
+            *enc.encoded_exprs(df),
+            F.col(self.getOutcomeCol()).cast("double").alias(_LABEL),
+            (F.coalesce(F.col(valid).cast("boolean"), F.lit(False)) if valid else F.lit(False)).alias(_VALID),
+        ).persist(StorageLevel.MEMORY_AND_DISK)
+        frames: Dict[str, object] = {}
         try:
-            boosters = self._train_boosters(data, enc, trainer)
-            propensity, prop_boosters = self._propensity_spec(df, fingerprint, trainer, enc, data)
+            try:
+                for arm in arms:
+                    frames[arm] = trainer.prepare(
+                        data.where(F.col(_ARM) == arm).drop(_ARM), _LABEL, self._outcome_objective(),
+                        _VALID if valid else None, self._class_counts(fingerprint, arm))
+            finally:
+                data.unpersist()
+            boosters = self._train_boosters(frames, enc, trainer)
+            propensity, prop_boosters = self._propensity_spec(df, fingerprint, trainer, enc, frames)
             boosters.update(prop_boosters)
         finally:
-            data.unpersist()
+            for frame in frames.values():
+                frame.unpersist()
         model = UpliftModel(
             learner=self.learner, outcome=self.getOutcomeCol(), outcome_type=self.getOutcomeType(),
             control_arm=self.getControlArm(), treatment_arms=list(self.getTreatmentArms()), encoding=enc,
             boosters=boosters, propensity=propensity,
             training={"fingerprint": fingerprint, "backend": trainer.backend,
+                      "tasks": {arm: f.n_tasks for arm, f in frames.items()},
+                      "repartitioned": {arm: f.repartitioned for arm, f in frames.items()},
                       "seconds": round(time.perf_counter() - started, 2)},
             params={n: self.getOrDefault(getattr(self, n)) for n in self._PARAM_NAMES},
         )
@@ -243,22 +270,37 @@ class _UpliftLearner(Estimator, _UpliftParams):
                  len(boosters), trainer.backend, time.perf_counter() - started)
         return model
 
+    def _train_rows(self, fingerprint: dict, arm: str) -> int:
+        stats = fingerprint["per_arm"][arm]
+        return stats["rows"] - stats["valid_rows"]
+
+    def _class_counts(self, fingerprint: dict, arm: str) -> Dict[object, int]:
+        """Training-row counts per class of ``arm`` from the fingerprint (no extra Spark job)."""
+        stats = fingerprint["per_arm"][arm]
+        n = self._train_rows(fingerprint, arm)
+        if self._outcome_objective() != BINARY:
+            return {"rows": n}
+        if stats["train_non_binary"]:
+            raise ModelError(f"binary outcome {self.getOutcomeCol()!r} has {stats['train_non_binary']} values "
+                             f"other than 0/1 in arm {arm!r}: declare the outcome continuous")
+        pos = int(round(stats["train_outcome_sum"]))
+        return {k: v for k, v in ((1.0, pos), (0.0, n - pos)) if v > 0}
+
     def _outcome_objective(self) -> str:
         return BINARY if self.getOutcomeType() == "binary" else REGRESSION
 
-    def _fit_outcome_models(self, data, enc, trainer) -> Dict[str, str]:
+    def _fit_outcome_models(self, frames, enc, trainer) -> Dict[str, str]:
         """μ_a for every arm; the control model is trained once and shared by all treatment arms."""
-        from pyspark.sql import functions as F
-
         boosters = {}
         valid = _VALID if self.getValidationCol() else None
         for arm in [self.getControlArm(), *self.getTreatmentArms()]:
-            res = trainer.train(data.where(F.col(_ARM) == arm), _LABEL, enc.encoded_columns, enc.booster_names,
+            res = trainer.train(frames[arm], _LABEL, enc.encoded_columns, enc.booster_names,
                                 self._outcome_objective(), enc.categorical_indexes, valid)
             boosters[f"mu_{slug(arm)}"] = res.model_str
         return boosters
 
-    def _train_boosters(self, data, enc, trainer) -> Dict[str, str]:
+    def _train_boosters(self, frames, enc, trainer) -> Dict[str, str]:
+        """Boosters from per-arm :class:`~uplift_spark.learners.trainers.TrainingFrame` s (cached)."""
         raise NotImplementedError
 
 

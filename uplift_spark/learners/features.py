@@ -4,7 +4,7 @@ Both trainers and the scorer see the same dense double columns: numeric features
 (null → NaN, LightGBM's "missing"), categorical features mapped to a frequency-ranked integer code
 (most frequent value → 0). Unseen values, nulls and values beyond ``max_categories`` become NaN, so a
 new category at scoring time follows LightGBM's missing-value branch instead of borrowing another
-category's code. The index maps come from one small ``groupBy`` per categorical column.
+category's code. The index maps come from one small ``groupBy`` over all categorical columns.
 """
 
 from __future__ import annotations
@@ -116,17 +116,20 @@ def fit_encoding(df, features: Sequence[str], categorical: Sequence[str] = (),
     types = {f.name: f.dataType for f in df.schema.fields}
     # string/other non-numeric columns are categorical even if not declared: LightGBM needs numbers
     cats = tuple(f for f in features if f in categorical or not isinstance(types[f], (NumericType, BooleanType)))
-    categories: Dict[str, List[str]] = {}
-    for c in cats:
-        rows = (
-            df.where(F.col(c).isNotNull())
-            .groupBy(F.col(c).cast("string").alias("v"))
-            .count()
-            .orderBy(F.desc("count"), F.asc("v"))
-            .limit(max_categories)
-            .collect()
-        )
-        categories[c] = [r["v"] for r in rows]
+    categories: Dict[str, List[str]] = {c: [] for c in cats}
+    if cats:
+        # ONE job for all categorical columns (not one scan of the input per column): (column, value)
+        # counts, then the top ``max_categories`` per column; only those small rows reach the driver.
+        from pyspark.sql import Window
+
+        pairs = df.select(F.explode(F.array(*[
+            F.struct(F.lit(i).alias("k"), F.col(c).cast("string").alias("v")) for i, c in enumerate(cats)
+        ])).alias("p")).select("p.k", "p.v").where(F.col("v").isNotNull())
+        rank = Window.partitionBy("k").orderBy(F.desc("count"), F.asc("v"))
+        rows = (pairs.groupBy("k", "v").count().withColumn("r", F.row_number().over(rank))
+                .where(F.col("r") <= max_categories).select("k", "v", "r").collect())
+        for r in sorted(rows, key=lambda r: (r["k"], r["r"])):
+            categories[cats[r["k"]]].append(r["v"])
     return FeatureEncoding(features=features, categorical=cats, categories=categories)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..config import LightGBMConfig
 from ..errors import ModelError
@@ -70,53 +70,181 @@ def _task_count(spark, cfg: LightGBMConfig) -> int:
     return cfg.num_tasks if cfg.num_tasks > 0 else max(1, spark.sparkContext.defaultParallelism)
 
 
-def partition_for_training(df, label_col: str, n_tasks: int, classifier: bool, seed: int,
-                           valid_col: Optional[str] = None):
-    """Spread rows over ``n_tasks`` partitions so each task sees data (and, for a classifier, both
-    classes): LightGBM fails or silently degrades on a single-class partition.
+def cores_of_master(master: str) -> int:
+    """Cores of one executor implied by a local master URL (0 = not a local master)."""
+    import os
+    import re
 
-    Returns ``(df, n_tasks)``; ``n_tasks`` may be lowered when the minority class is too small to
-    give every task a share. Uses only small aggregates (class counts per partition).
+    m = re.fullmatch(r"local-cluster\[\s*\d+\s*,\s*(\d+)\s*,.*\]", master or "")
+    if m:
+        return int(m.group(1))
+    m = re.fullmatch(r"local(?:\[(\*|\d+)(?:,\s*\d+)?\])?", master or "")
+    if not m:
+        return 0
+    n = m.group(1)
+    return 1 if n is None else (os.cpu_count() or 1) if n == "*" else int(n)
+
+
+def executor_cores(spark) -> int:
+    """Cores of one executor (0 = unknown): ``spark.executor.cores``, else what a local master gives."""
+    sc = spark.sparkContext
+    conf = sc.getConf().get("spark.executor.cores")
+    return int(conf) if conf else cores_of_master(sc.master)
+
+
+def lightgbm_threads(spark, cfg: LightGBMConfig) -> int:
+    """LightGBM threads of the one training worker per executor (SynapseML single-dataset mode).
+
+    0 (default) keeps SynapseML's choice, ``tasks per executor - 1`` (one thread on ``local[2]``).
+    ``model.lightgbm.num_threads: N`` sets N; measured on the shared 2-core machine (load 7-9), all
+    cores (2) was SLOWER than 1 — OpenMP threads spin on an oversubscribed machine — so more threads
+    only pay on executors whose cores are otherwise idle during training.
     """
+    return cfg.num_threads if cfg.num_threads > 0 else 0
+
+
+def class_counts(df, label_col: str, classifier: bool, valid_col: Optional[str] = None) -> Dict[object, int]:
+    """Training-row counts per class (classifier) or ``{"rows": n}``: one small aggregate."""
     from pyspark.sql import functions as F
 
     train_rows = df if valid_col is None else df.where(~F.col(valid_col))
     if classifier:  # two groups at most: a small aggregate
-        counts = {r[0]: r[1] for r in train_rows.groupBy(label_col).count().limit(3).collect()}
-        if set(counts) - {0.0, 1.0}:
-            raise ModelError(f"binary label {label_col!r} has values other than 0/1 "
-                             f"(e.g. {sorted(counts, key=str)[:3]}): declare the outcome continuous")
-    else:
-        counts = {"rows": train_rows.count()}
+        return {r[0]: int(r[1]) for r in train_rows.groupBy(label_col).count().limit(3).collect()}
+    return {"rows": int(train_rows.count())}
+
+
+def plan_tasks(counts: Mapping[object, int], label_col: str, n_tasks: int, classifier: bool) -> int:
+    """Check the class counts and lower ``n_tasks`` until every task can expect both classes.
+
+    LightGBM fails or silently degrades on a task that holds a single class (or no rows).
+    """
+    if classifier and set(counts) - {0.0, 1.0}:
+        raise ModelError(f"binary label {label_col!r} has values other than 0/1 "
+                         f"(e.g. {sorted(counts, key=str)[:3]}): declare the outcome continuous")
     total = sum(counts.values())
     if total == 0:
         raise ModelError(f"no training rows for label {label_col!r}")
     if classifier:
-        if len(counts) < 2:
+        present = sorted(k for k, v in counts.items() if v > 0)
+        if len(present) < 2:
             raise ModelError(
-                f"label {label_col!r} has a single class {sorted(counts)} in the training rows: "
+                f"label {label_col!r} has a single class {present} in the training rows: "
                 "a classifier needs both 0 and 1"
             )
         minority = min(counts.values())
         n_tasks = max(1, min(n_tasks, minority // _MIN_CLASS_ROWS_PER_TASK))
-    n_tasks = max(1, min(n_tasks, total // 2))
-    key = F.xxhash64(F.lit(seed), *[F.col(c) for c in df.columns])
-    parted = df.repartition(n_tasks, key)
-    if classifier and n_tasks > 1:
-        rows = (parted.where(~F.col(valid_col)) if valid_col else parted)
-        seen = rows.groupBy(F.spark_partition_id().alias("p")).agg(
-            F.countDistinct(label_col).alias("k")).collect()
-        bad = [r["p"] for r in seen if r["k"] < 2]
-        if len(seen) < n_tasks or bad:
-            raise ModelError(
-                f"training partition {bad[0] if bad else 'empty'} of {n_tasks} lacks one class of "
-                f"{label_col!r}: lower model.lightgbm.num_tasks"
-            )
-    return parted, n_tasks
+    return max(1, min(n_tasks, total // 2))
+
+
+@dataclass(frozen=True)
+class TrainingFrame:
+    """Training rows spread over the LightGBM tasks (one partition per task) and cached.
+
+    Why cached: SynapseML reads its input three times per booster (validation rows collected to the
+    driver, the first row for the column count, the barrier training job) and a learner trains
+    several boosters on the same rows; an uncached repartitioned frame repeats the shuffle on every
+    read. Build it once per arm with :func:`prepare_training_frame`, derive per-booster frames with
+    narrow maps (:meth:`derive`), ``unpersist`` after the fit.
+    """
+
+    df: object
+    n_tasks: int
+    repartitioned: bool
+    partition_rows: Tuple[int, ...] = ()
+    valid_rows: int = 0
+    owns_cache: bool = True  # False when the caller had cached ``df`` already: unpersist leaves it
+
+    def derive(self, df) -> "TrainingFrame":
+        """Same rows and partitioning, other columns (``df`` must be a narrow map of ``self.df``)."""
+        parts = df.rdd.getNumPartitions()
+        if parts != self.n_tasks:
+            raise ModelError(f"derived training frame has {parts} partitions, expected {self.n_tasks}: "
+                             "only narrow transformations keep the task layout")
+        return TrainingFrame(df, self.n_tasks, self.repartitioned, self.partition_rows, self.valid_rows, True)
+
+    def unpersist(self) -> None:
+        if self.owns_cache:
+            self.df.unpersist()
+
+
+def _partition_stats(df, label_col: str, classifier: bool, valid_col: Optional[str]) -> Dict[int, tuple]:
+    """Training rows, positives and validation rows per partition (one small aggregate; it also
+    fills a cache)."""
+    from pyspark.sql import functions as F
+
+    is_train = ~F.col(valid_col) if valid_col else F.lit(True)
+    rows = df.groupBy(F.spark_partition_id().alias("p")).agg(
+        F.sum(is_train.cast("long")).alias("n"),
+        (F.sum(F.when(is_train, F.col(label_col))) if classifier else F.lit(0.0)).alias("pos"),
+        F.sum((~is_train).cast("long")).alias("v"),
+    ).collect()
+    return {int(r["p"]): (int(r["n"] or 0), float(r["pos"] or 0.0), int(r["v"] or 0)) for r in rows}
+
+
+def prepare_training_frame(df, label_col: str, n_tasks: int, classifier: bool, seed: int,
+                           valid_col: Optional[str] = None, counts: Optional[Mapping[object, int]] = None,
+                           storage_level=None) -> TrainingFrame:
+    """Cache ``df`` with one partition per LightGBM task, every task holding training rows (and, for a
+    classifier, both classes).
+
+    ``counts`` (training rows per class, e.g. from the learner's one fingerprint aggregate) saves the
+    class-count job. The input is kept as is — no shuffle — when it already has exactly the planned
+    number of partitions and each passes the check; else rows are hash-partitioned by their content
+    (seeded: the same rows always land on the same task). Either way ONE job fills the cache and
+    returns the per-partition counts that the check needs. ``n_tasks`` may be lowered when the
+    minority class is too small to give every task a share.
+    """
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    if counts is None:
+        counts = class_counts(df, label_col, classifier, valid_col)
+    n_tasks = plan_tasks(counts, label_col, n_tasks, classifier)
+    level = storage_level or StorageLevel.MEMORY_AND_DISK
+    attempts = [False] if df.rdd.getNumPartitions() == n_tasks else []
+    attempts.append(True)
+    problem = ""
+    for repartition in attempts:
+        if repartition:
+            key = F.xxhash64(F.lit(seed), *[F.col(c) for c in df.columns])
+            cand = df.repartition(n_tasks, key)
+        else:
+            cand = df
+        owns = cand.storageLevel == StorageLevel.NONE  # a caller's cache of the same plan stays theirs
+        cand = cand.persist(level) if owns else cand
+        stats = _partition_stats(cand, label_col, classifier, valid_col)
+        problem = ""
+        for p in range(n_tasks):
+            n, pos, _ = stats.get(p, (0, 0.0, 0))
+            if n == 0:
+                problem = f"training partition {p} of {n_tasks} has no training rows"
+            elif classifier and not 0 < pos < n:
+                problem = f"training partition {p} of {n_tasks} lacks one class of {label_col!r}"
+            if problem:
+                break
+        if not problem:
+            log.debug("training frame for %r: %d tasks, repartitioned=%s", label_col, n_tasks, repartition)
+            return TrainingFrame(cand, n_tasks, repartition, tuple(stats[p][0] for p in range(n_tasks)),
+                                 sum(v for _, _, v in stats.values()), owns)
+        if owns:
+            cand.unpersist()
+    raise ModelError(f"{problem}: lower model.lightgbm.num_tasks")
+
+
+def partition_for_training(df, label_col: str, n_tasks: int, classifier: bool, seed: int,
+                           valid_col: Optional[str] = None):
+    """``(df, n_tasks)`` of :func:`prepare_training_frame` (kept for callers of the old API; cached)."""
+    frame = prepare_training_frame(df, label_col, n_tasks, classifier, seed, valid_col)
+    return frame.df, frame.n_tasks
 
 
 class Trainer:
-    """Train one LightGBM booster on encoded double feature columns of a Spark DataFrame."""
+    """Train one LightGBM booster on encoded double feature columns of a Spark DataFrame.
+
+    ``train`` takes a DataFrame (partitioned and cached for that one booster, then released) or a
+    :class:`TrainingFrame` from :meth:`prepare` (used as is: the caller shares it between boosters
+    and unpersists it).
+    """
 
     backend = "abstract"
 
@@ -124,9 +252,37 @@ class Trainer:
         self.spark = spark
         self.cfg = cfg
 
+    def prepare(self, df, label_col: str, objective: str, valid_col: Optional[str] = None,
+                counts: Optional[Mapping[object, int]] = None) -> TrainingFrame:
+        """``df`` cached with one partition per task (see :func:`prepare_training_frame`)."""
+        return prepare_training_frame(df, label_col, _task_count(self.spark, self.cfg), objective == BINARY,
+                                      self.cfg.seed, valid_col, counts)
+
+    def _frame(self, df, label_col: str, feature_cols: Sequence[str], objective: str,
+               valid_col: Optional[str]) -> Tuple[TrainingFrame, bool]:
+        """``(frame, owned)``: a given TrainingFrame as is, else a new one this call must unpersist."""
+        if isinstance(df, TrainingFrame):
+            return df, False
+        from pyspark.sql import functions as F
+
+        data = df.select(*[F.col(c).cast("double").alias(c) for c in list(feature_cols) + [label_col]],
+                         *([F.col(valid_col).cast("boolean").alias(valid_col)] if valid_col else []))
+        return self.prepare(data, label_col, objective, valid_col), True
+
     def train(self, df, label_col: str, feature_cols: Sequence[str], feature_names: Sequence[str],
               objective: str, categorical_indexes: Sequence[int] = (),
               valid_col: Optional[str] = None) -> TrainedBooster:
+        frame, owned = self._frame(df, label_col, feature_cols, objective, valid_col)
+        try:
+            return self._train(frame, label_col, feature_cols, feature_names, objective, categorical_indexes,
+                               valid_col)
+        finally:
+            if owned:
+                frame.unpersist()
+
+    def _train(self, frame: TrainingFrame, label_col: str, feature_cols: Sequence[str],
+               feature_names: Sequence[str], objective: str, categorical_indexes: Sequence[int],
+               valid_col: Optional[str]) -> TrainedBooster:
         raise NotImplementedError
 
 
@@ -155,8 +311,11 @@ class SynapseMLTrainer(Trainer):
         )
         if categorical_indexes:
             est.setCategoricalSlotIndexes(list(categorical_indexes))
-        if c.num_tasks > 0:
-            est.setNumTasks(n_tasks)
+        # one task per cached partition: SynapseML then neither guesses nor repartitions again
+        est.setNumTasks(n_tasks)
+        threads = lightgbm_threads(self.spark, c)
+        if threads > 0:
+            est.setNumThreads(threads)
         if valid_col:
             est.setValidationIndicatorCol(valid_col)
             est.setEarlyStoppingRound(c.early_stopping_round)
@@ -164,18 +323,28 @@ class SynapseMLTrainer(Trainer):
             est.setPassThroughArgs(" ".join(f"{k}={v}" for k, v in c.extra.items()))
         return est
 
-    def train(self, df, label_col, feature_cols, feature_names, objective, categorical_indexes=(),
-              valid_col=None) -> TrainedBooster:
+    def _train(self, frame, label_col, feature_cols, feature_names, objective, categorical_indexes,
+               valid_col) -> TrainedBooster:
         from pyspark.ml.feature import VectorAssembler
-
         from pyspark.sql import functions as F
 
         features_col = "__uplift_features"
-        data = df.select(*[F.col(c).cast("double").alias(c) for c in list(feature_cols) + [label_col]],
-                         *([F.col(valid_col).cast("boolean").alias(valid_col)] if valid_col else []))
-        data, n_tasks = partition_for_training(
-            data, label_col, _task_count(self.spark, self.cfg), objective == BINARY, self.cfg.seed, valid_col)
-        # VectorAssembler is a narrow map: the partitioning above reaches the LightGBM tasks unchanged
+        n_tasks = frame.n_tasks
+        if valid_col and frame.valid_rows == 0:
+            # SynapseML 1.1.3 fails on an empty validation set (None.get in PeekingIterator.peek)
+            log.warning("no validation rows for %r: training without early stopping", label_col)
+            valid_col = None
+        data = frame.df.select(*[F.col(c).cast("double").alias(c) for c in list(feature_cols) + [label_col]],
+                               *([F.col(valid_col).cast("boolean").alias(valid_col)] if valid_col else []))
+        cap = int(self.cfg.max_validation_rows)
+        if valid_col and cap and frame.valid_rows > cap:
+            # SynapseML collects the validation rows to the driver (and broadcasts them): keep a seeded
+            # sample of at most ~cap rows so driver memory does not grow with the number of customers
+            keep = cap / float(frame.valid_rows)
+            data = data.where(~F.col(valid_col) | (F.rand(int(self.cfg.seed) + 17) < F.lit(keep)))
+            log.info("early stopping on a %.3f sample of %d validation rows (model.lightgbm.max_validation_rows)",
+                     keep, frame.valid_rows)
+        # VectorAssembler is a narrow map: the cached partitions reach the LightGBM tasks unchanged
         data = VectorAssembler(inputCols=list(feature_cols), outputCol=features_col,
                                handleInvalid="keep").transform(data)
         data = data.select(features_col, label_col, *([valid_col] if valid_col else []))
@@ -286,15 +455,14 @@ class BarrierTrainer(Trainer):
 
     backend = "barrier"
 
-    def train(self, df, label_col, feature_cols, feature_names, objective, categorical_indexes=(),
-              valid_col=None) -> TrainedBooster:
+    def _train(self, frame, label_col, feature_cols, feature_names, objective, categorical_indexes,
+               valid_col) -> TrainedBooster:
         from pyspark.sql import functions as F
 
         cols = list(feature_cols) + [label_col] + ([valid_col] if valid_col else [])
-        data = df.select(*[F.col(c).cast("double").alias(c) for c in list(feature_cols) + [label_col]],
-                         *([F.col(valid_col).cast("boolean").alias(valid_col)] if valid_col else []))
-        data, n_tasks = partition_for_training(
-            data, label_col, _task_count(self.spark, self.cfg), objective == BINARY, self.cfg.seed, valid_col)
+        data = frame.df.select(*[F.col(c).cast("double").alias(c) for c in list(feature_cols) + [label_col]],
+                               *([F.col(valid_col).cast("boolean").alias(valid_col)] if valid_col else []))
+        n_tasks = frame.n_tasks
         params = lightgbm_params(self.cfg, objective)
         params["num_threads"] = int(self.spark.conf.get("spark.task.cpus", "1") or 1)
         if valid_col:
@@ -339,5 +507,6 @@ def make_trainer(spark, cfg: LightGBMConfig, backend: str = "auto") -> Trainer:
 
 __all__ = [
     "BINARY", "REGRESSION", "TrainedBooster", "Trainer", "SynapseMLTrainer", "BarrierTrainer",
-    "lightgbm_params", "make_trainer", "resolve_backend", "partition_for_training",
+    "lightgbm_params", "make_trainer", "resolve_backend", "partition_for_training", "prepare_training_frame",
+    "TrainingFrame", "class_counts", "plan_tasks", "lightgbm_threads", "executor_cores", "cores_of_master",
 ]

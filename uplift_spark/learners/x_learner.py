@@ -15,7 +15,7 @@ from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
 from ..schemas import slug
-from .base import _ARM, _LABEL, _VALID, UpliftModel, _UpliftLearner
+from .base import _LABEL, _VALID, UpliftModel, _UpliftLearner
 from .scoring import score_boosters
 from .trainers import REGRESSION
 
@@ -27,32 +27,48 @@ class XLearner(_UpliftLearner):
 
     learner = "x"
 
-    def _train_boosters(self, data, enc, trainer) -> Dict[str, str]:
-        boosters = self._fit_outcome_models(data, enc, trainer)
-        control = slug(self.getControlArm())
-        outputs = {}
-        for key in boosters:
-            outputs[f"__uplift_{key}"] = (lambda preds, extra, n, _k=key: preds(_k))
-        scored, bc = score_boosters(data, enc.encoded_columns, boosters, outputs)
-        scored = scored.persist(StorageLevel.MEMORY_AND_DISK)
+    def _train_boosters(self, frames, enc, trainer) -> Dict[str, str]:
+        boosters = self._fit_outcome_models(frames, enc, trainer)
+        control_arm = self.getControlArm()
+        control = slug(control_arm)
+        treatments = list(self.getTreatmentArms())
         valid = _VALID if self.getValidationCol() else None
+        # Imputed effects are narrow maps of the cached arm frames (same rows, same task layout), each
+        # cached once: SynapseML reads a booster's input three times, so scoring must not rerun per read.
+        # Control rows: D0_k = μ_k(x) − Y for every k in ONE scoring pass.
+        ctrl_out = {_imputed(slug(a)): (lambda preds, extra, n, _k=f"mu_{slug(a)}": preds(_k)) for a in treatments}
+        ctrl_scored, ctrl_bc = score_boosters(frames[control_arm].df, enc.encoded_columns, boosters, ctrl_out)
+        ctrl = frames[control_arm].derive(ctrl_scored.select(
+            *enc.encoded_columns, _LABEL, _VALID,
+            *[(F.col(_imputed(slug(a))) - F.col(_LABEL)).alias(_imputed(slug(a))) for a in treatments],
+        ))
+        ctrl.df.persist(StorageLevel.MEMORY_AND_DISK)  # filled by the first read of the first tau0 booster
         try:
-            for arm in self.getTreatmentArms():
+            for arm in treatments:
                 key = slug(arm)
-                treated = scored.where(F.col(_ARM) == arm).withColumn(
-                    _IMPUTED, F.col(_LABEL) - F.col(f"__uplift_mu_{control}"))
-                res1 = trainer.train(treated, _IMPUTED, enc.encoded_columns, enc.booster_names, REGRESSION,
-                                     enc.categorical_indexes, valid)
-                ctrl = scored.where(F.col(_ARM) == self.getControlArm()).withColumn(
-                    _IMPUTED, F.col(f"__uplift_mu_{key}") - F.col(_LABEL))
-                res0 = trainer.train(ctrl, _IMPUTED, enc.encoded_columns, enc.booster_names, REGRESSION,
+                # Treated rows: D1_k = Y − μ_0(x)
+                out = {_IMPUTED: (lambda preds, extra, n: preds(f"mu_{control}"))}
+                scored, bc = score_boosters(frames[arm].df, enc.encoded_columns, boosters, out)
+                treated = frames[arm].derive(scored.withColumn(_IMPUTED, F.col(_LABEL) - F.col(_IMPUTED)))
+                treated.df.persist(StorageLevel.MEMORY_AND_DISK)
+                try:
+                    res1 = trainer.train(treated, _IMPUTED, enc.encoded_columns, enc.booster_names, REGRESSION,
+                                         enc.categorical_indexes, valid)
+                finally:
+                    treated.unpersist()
+                    bc.unpersist()
+                res0 = trainer.train(ctrl, _imputed(key), enc.encoded_columns, enc.booster_names, REGRESSION,
                                      enc.categorical_indexes, valid)
                 boosters[f"tau1_{key}"] = res1.model_str
                 boosters[f"tau0_{key}"] = res0.model_str
         finally:
-            scored.unpersist()
-            bc.unpersist()
+            ctrl.unpersist()
+            ctrl_bc.unpersist()
         return boosters
+
+
+def _imputed(key: str) -> str:
+    return f"{_IMPUTED}_{key}"
 
 
 __all__ = ["XLearner", "UpliftModel"]

@@ -19,8 +19,8 @@ from ..config import PolicyConfig
 from ..errors import PolicyError
 from ..logs import get_logger
 from ..schemas import uplift_column
-from .allocate import Limits, Solver, choose, frame_values, value_col
-from .buckets import EXPLORE, HOLDOUT, POLICY, assign_buckets
+from .allocate import Allocation, Limits, LocalRows, Solver, choose, frame_values, value_col
+from .buckets import EXPLORE, HOLDOUT, POLICY, assign_buckets, unit_hash
 from .eligibility import add_eligibility, eligible_column
 from .summary import DecisionSummary
 from .value import add_values, economics, policy_arms, value_column
@@ -59,7 +59,8 @@ def _prepare(df_wide, policy_cfg: PolicyConfig, arms: Sequence[str], treatment_a
     df = add_values(df_wide, policy_cfg, treatment_arms)
     df = add_eligibility(df, policy_cfg, arms)
     df = assign_buckets(df, policy_cfg, arms, id_col)
-    cols = [F.col(id_col).cast("string").alias("customer_id"), "bucket", "explore_arm", "tie_u"]
+    cols = [F.col(id_col).cast("string").alias("customer_id"), "bucket", "explore_arm", "tie_u",
+            unit_hash(id_col, policy_cfg.salt + "#sample").alias("sample_u")]
     for k, arm in enumerate(arms):
         value, elig = F.col(value_column(arm)), F.col(eligible_column(arm))
         cols += [
@@ -103,6 +104,51 @@ def _drop_slack(limits: Limits, positive: Sequence[float], max_spend: float) -> 
     budget = None if limits.budget is not None and max_spend <= limits.budget else limits.budget
     contacts = None if limits.contacts is not None and sum(positive) <= limits.contacts else limits.contacts
     return dataclasses.replace(limits, capacity=caps, budget=budget, contacts=contacts)
+
+
+def _solve(policy_rows, limits: Limits, arms: Sequence[str], policy_cfg: PolicyConfig, vmax: float,
+           n_policy: int) -> Tuple[Allocation, dict]:
+    """The multiplier search, bracketed on a bounded seeded sample when the population is larger.
+
+    The sample is the policy rows whose ``sample_u`` hash (salted id, independent of buckets and tie
+    breaks) is below ``search_sample_rows / n_policy``: the same customers for the same salt whatever
+    the partitioning, at most ``2·search_sample_rows`` rows on the driver. The search on it (limits
+    scaled by the sample share) only places the windows of the exact search on the full rows, which
+    still checks every candidate on exact counts: the guarantees (never over a limit, the dual-gap
+    certificate) do not depend on the sample. A population within the sample size is solved on the
+    driver outright, with the same NumPy rule and no aggregation pass.
+    """
+    from pyspark.sql import functions as F
+
+    k_arms = len(arms)
+    cols = [value_col(k) for k in range(k_arms)] + ["tie_u"]
+    kw = dict(grid_points=policy_cfg.grid_points, max_passes=policy_cfg.bisection_iterations,
+              gap_tol=policy_cfg.dual_gap_tol)
+    info = {"sample_rows": 0, "sample_passes": 0}
+    cap = int(policy_cfg.search_sample_rows)
+    if not limits.coordinates() or not vmax > 0 or cap <= 0 or n_policy <= 0:
+        return Solver(policy_rows.select(*cols), limits, arms, **kw).solve(vmax), info
+    share = min(1.0, cap / float(n_policy))
+    sample = policy_rows if share >= 1.0 else policy_rows.where(F.col("sample_u") < F.lit(share))
+    pdf = sample.select(*cols).limit(2 * cap).toPandas()  # bounded by config, not by the population
+    pdf = pdf.sort_values(["tie_u"] + cols[:-1], kind="mergesort").reset_index(drop=True)  # order-free
+    local = LocalRows.from_pandas(pdf, k_arms)
+    info["sample_rows"] = len(local)
+    if share >= 1.0:
+        alloc = Solver(local, limits, arms, **kw).solve(vmax)
+        info["sample_passes"], alloc.passes = alloc.passes, 0
+        return alloc, info
+    if len(local) == 0:
+        return Solver(policy_rows.select(*cols), limits, arms, **kw).solve(vmax), info
+    # on the sample: grid_points candidates per pass and a coarser stop (sampling noise is ~1/√rows)
+    bracket = Solver(local, limits.scaled(len(local) / float(n_policy)), arms, grid_points=policy_cfg.grid_points,
+                     max_passes=policy_cfg.bisection_iterations, zoom_points=policy_cfg.grid_points,
+                     zoom_stop=1e-3).solve(vmax, multipliers_only=True)
+    info["sample_passes"] = bracket.passes
+    log.info("policy search: %d-row sample brackets the multipliers at %s", len(local), bracket.multipliers)
+    window = min(0.5, max(0.02, 8.0 / np.sqrt(len(local))))  # a few sampling sds of a multiplier
+    solver = Solver(policy_rows.select(*cols), limits, arms, refine_points=policy_cfg.grid_points, window=window, **kw)
+    return solver.solve(vmax, start=bracket.mult), info
 
 
 def _final_rows(frame, arms, alloc, labels):
@@ -180,10 +226,11 @@ def decide(df_wide, policy_cfg: PolicyConfig, treatment_arms: Sequence[str], id_
     frame = _prepare(df_wide, policy_cfg, arms, treatment_arms, id_col)
     k_arms = len(arms)
 
-    policy_rows = frame.where(F.col("bucket") == POLICY).select(*[value_col(k) for k in range(k_arms)], "tie_u")
-    policy_rows = policy_rows.persist(StorageLevel.MEMORY_AND_DISK)
+    # the narrow frame every pass reads: computed once (by the stats job), released after the search
+    narrow = frame.select("bucket", "explore_arm", *[value_col(k) for k in range(k_arms)], "tie_u", "sample_u")
+    narrow = narrow.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        stats = frame.agg(
+        stats = narrow.agg(
             *[F.sum(F.when((F.col("bucket") == EXPLORE) & (F.col("explore_arm") == arm), 1).otherwise(0)).alias(f"x{k}")
               for k, arm in enumerate(arms)],
             F.max(F.when(F.col("bucket") == POLICY,
@@ -194,6 +241,7 @@ def decide(df_wide, policy_cfg: PolicyConfig, treatment_arms: Sequence[str], id_
             F.sum(F.when(F.col("bucket") == POLICY, F.greatest(
                 *[F.when(F.col(value_col(k)) > 0, F.lit(float(economics(policy_cfg, a).cost))) for k, a in enumerate(arms)]
                 + [F.lit(0.0)])).otherwise(0.0)).alias("max_spend"),
+            F.sum(F.when(F.col("bucket") == POLICY, 1).otherwise(0)).alias("n_policy"),
             F.count(F.lit(1)).alias("n"),
         ).collect()[0]
         if stats["n"] == 0:
@@ -202,11 +250,10 @@ def decide(df_wide, policy_cfg: PolicyConfig, treatment_arms: Sequence[str], id_
         limits, _ = _limits(policy_cfg, arms, explore_counts)
         limits = _drop_slack(limits, [float(stats[f"p{k}"]) for k in range(k_arms)], float(stats["max_spend"]))
         vmax = float(stats["vmax"]) if stats["vmax"] is not None else float("-inf")
-        solver = Solver(policy_rows, limits, arms, grid_points=policy_cfg.grid_points,
-                        max_passes=policy_cfg.bisection_iterations)
-        alloc = solver.solve(vmax)
+        policy_rows = narrow.where(F.col("bucket") == POLICY)
+        alloc, search = _solve(policy_rows, limits, arms, policy_cfg, vmax, int(stats["n_policy"] or 0))
     finally:
-        policy_rows.unpersist()
+        narrow.unpersist()
     labels = alloc.labels(arms)
     decisions = _final_rows(frame, arms, alloc, labels)
 
@@ -235,7 +282,11 @@ def decide(df_wide, policy_cfg: PolicyConfig, treatment_arms: Sequence[str], id_
                             "multiplier": alloc.multipliers.get("top_k", 0.0)})
     summary = DecisionSummary(policy=policy_cfg.policy, campaign_id=policy_cfg.campaign_id, arms=list(arms),
                               allocation=allocation, constraints=constraints, multipliers=alloc.multipliers,
-                              fill_threshold=alloc.theta, passes=alloc.passes)
-    log.info("policy %s: %d aggregation passes, multipliers %s", policy_cfg.policy, alloc.passes, alloc.multipliers)
+                              fill_threshold=alloc.theta, passes=alloc.passes,
+                              sample_passes=search["sample_passes"], sample_rows=search["sample_rows"],
+                              dual_gap=alloc.dual_gap)
+    log.info("policy %s: %d aggregation passes over the population (+%d on a %d-row sample), dual gap %s, "
+             "multipliers %s", policy_cfg.policy, alloc.passes, search["sample_passes"], search["sample_rows"],
+             "n/a" if alloc.dual_gap is None else f"{alloc.dual_gap:.2e}", alloc.multipliers)
     out = decisions.withColumn("campaign_id", F.lit(policy_cfg.campaign_id)).select(*DECISION_COLUMNS)
     return out, summary

@@ -23,6 +23,11 @@ class DecisionSummary:
     fill_threshold: float
     passes: int
     warnings: List[str] = dataclasses.field(default_factory=list)
+    # multiplier-search effort: ``passes`` run over the population, ``sample_passes`` on the driver-side
+    # sample (``sample_rows`` rows) that bracketed them; dual_gap certifies value ≥ (1 − gap)·LP optimum
+    sample_passes: int = 0
+    sample_rows: int = 0
+    dual_gap: Optional[float] = None
 
     def total(self, key: str, bucket: Optional[str] = None) -> float:
         return float(sum(r[key] for r in self.allocation
@@ -68,4 +73,7 @@ class DecisionSummary:
             "constraints": {r["constraint"]: {"used": r["used"], "limit": r["limit"]} for r in self.constraints},
             "multipliers": self.multipliers,
             "aggregation_passes": self.passes,
+            "sample_passes": self.sample_passes,
+            "search_sample_rows": self.sample_rows,
+            "dual_gap": None if self.dual_gap is None else float(self.dual_gap),
         }
