@@ -105,6 +105,9 @@ def main(argv=None) -> dict:
             manifest = json.load(open(os.path.join(ctx.model_dir, "manifest.json"), encoding="utf-8"))
             row["detail"] = ", ".join(f"{m['learner']}-learner {m['seconds']}s" for m in manifest["models"])
         stages.append(row)
+        # a partial result after every stage: a long run that is stopped still leaves its figures
+        write_result(f"end_to_end_{args.rows}_partial", {"rows": args.rows, "master": args.master,
+                                                         "driver_memory": args.driver_memory, "stages": stages})
         print(f"  {stage:<9} {seconds:8.1f}s  python driver {row['driver_python_mb']:.0f} MB, "
               f"driver JVM {row['jvm_mb']:.0f} MB, executor JVMs {row['executor_jvms_mb']:.0f} MB", flush=True)
     total_seconds = total()

@@ -354,6 +354,17 @@ def test_task_plan_and_class_checks():
                                           "spark://h:7077", "yarn")] == [1, 2, 3, 1, 0, 0]
 
 
+def test_auto_task_count_never_exceeds_local_slots(spark):
+    """num_tasks = 0 follows spark.default.parallelism, but a barrier stage cannot have more tasks than
+    slots: the test session has default parallelism 4 on local[2] (this hung the pipeline once)."""
+    from uplift_spark.learners.trainers import _task_count, local_slots
+
+    assert [local_slots(m) for m in ("local[2]", "local-cluster[2,3,1024]", "yarn")] == [2, 6, 0]
+    assert spark.sparkContext.defaultParallelism == 4
+    assert _task_count(spark, LightGBMConfig(num_tasks=0)) == 2
+    assert _task_count(spark, LightGBMConfig(num_tasks=3)) == 3  # explicit setting is the user's call
+
+
 def test_learner_counts_classes_once_and_rejects_non_binary_outcome(spark):
     """The binary check comes from the fit's one fingerprint aggregate, before any booster is trained."""
     from pyspark.sql import functions as F

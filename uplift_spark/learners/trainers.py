@@ -67,7 +67,24 @@ def lightgbm_params(cfg: LightGBMConfig, objective: str) -> Dict[str, object]:
 
 
 def _task_count(spark, cfg: LightGBMConfig) -> int:
-    return cfg.num_tasks if cfg.num_tasks > 0 else max(1, spark.sparkContext.defaultParallelism)
+    """LightGBM tasks: ``num_tasks``, else the default parallelism capped by the task slots of a local
+    master (a barrier stage with more tasks than slots waits, then fails: e.g. local[2] with
+    spark.default.parallelism = 4)."""
+    if cfg.num_tasks > 0:
+        return cfg.num_tasks
+    n = max(1, spark.sparkContext.defaultParallelism)
+    slots = local_slots(spark.sparkContext.master)
+    return min(n, slots) if slots else n
+
+
+def local_slots(master: str) -> int:
+    """Concurrent task slots of a local master URL (0 = not a local master)."""
+    import re
+
+    m = re.fullmatch(r"local-cluster\[\s*(\d+)\s*,\s*(\d+)\s*,.*\]", master or "")
+    if m:
+        return int(m.group(1)) * int(m.group(2))
+    return cores_of_master(master)
 
 
 def cores_of_master(master: str) -> int:
@@ -214,7 +231,12 @@ def prepare_training_frame(df, label_col: str, n_tasks: int, classifier: bool, s
         cand = cand.persist(level) if owns else cand
         stats = _partition_stats(cand, label_col, classifier, valid_col)
         problem = ""
-        for p in range(n_tasks):
+        extra = sorted(p for p in stats if p >= n_tasks)
+        if extra:
+            # the plan's partition count at execution differs from getNumPartitions() (e.g. adaptive
+            # execution re-planned an upstream shuffle): SynapseML would ask for more barrier slots
+            problem = f"training input has {max(extra) + 1} partitions, not the planned {n_tasks}"
+        for p in range(n_tasks if not problem else 0):
             n, pos, _ = stats.get(p, (0, 0.0, 0))
             if n == 0:
                 problem = f"training partition {p} of {n_tasks} has no training rows"
