@@ -345,6 +345,7 @@ class _SlicePlan:
     seg_totals: np.ndarray  # (segments, 4) original sample, from the histogram
     edges: np.ndarray
     totals: Optional[np.ndarray] = None  # (4, B+1)
+    cut_sizes: Optional[np.ndarray] = None  # (K, B+1)
     offsets: Optional[Dict[int, np.ndarray]] = None
 
 
@@ -450,8 +451,9 @@ def prepare_slices(df, slice_col: str, score_col: str, treatment_col: str, outco
             else:
                 running = running + p.seg_totals[seg][:, None]
         p.totals = running
+        p.cut_sizes = per_cut_sizes(running, settings.cut_fractions)
         targets = sample_targets(p.n_total, settings.curve_points).astype(np.float64)
-        per_slice[k] = (targets, per_cut_sizes(running, settings.cut_fractions),
+        per_slice[k] = (targets, p.cut_sizes,
                         array_split_bounds(p.n_total, settings.n_deciles).astype(np.float64))
 
     # (slice, segment) decides the partition; the sort is by score alone (see _runs)
@@ -503,7 +505,7 @@ def _assemble(rows, plans: Mapping[int, _SlicePlan], settings: ScanSettings, R: 
         log.info("exact curve%s: %d rows, %d segments, %d sampled points, %d replicates", _where(p.label),
                  p.n_total, len(want), len(ordered), R - 1)
         out[k] = ScanResult(totals=p.totals, qini_area=a["area"][0], uplift_area=a["area"][1], points=ordered,
-                            cuts=a["cuts"], cut_sizes=per_cut_sizes(p.totals, settings.cut_fractions),
+                            cuts=a["cuts"], cut_sizes=p.cut_sizes,
                             deciles=a["deciles"], binary=p.binary, segments=len(want))
     return out
 
