@@ -74,11 +74,17 @@ def main(argv=None) -> dict:
     parser.add_argument("--stages", default="", help="comma-separated subset (default: all)")
     parser.add_argument("--output", default="/tmp/uplift_bench_e2e")
     parser.add_argument("--keep", action="store_true", help="keep the output folder")
+    parser.add_argument("--run-id", default="", help="run id to use (default: a new one)")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse the output folder of an earlier --keep run (with --run-id and --stages)")
     args = parser.parse_args(argv)
 
     sampler = MemorySampler().start()
     output = os.path.join(args.output, f"rows_{args.rows}")
-    shutil.rmtree(output, ignore_errors=True)
+    if not args.resume:
+        shutil.rmtree(output, ignore_errors=True)
+    elif not args.run_id:
+        parser.error("--resume needs the --run-id of the kept run")
     cfg = build_config(args.rows, output, args.master, args.driver_memory, args.iterations, args.bootstrap,
                        args.shuffle_partitions, args.partitions, args.executor_memory)
 
@@ -90,7 +96,8 @@ def main(argv=None) -> dict:
     clock = Timer()
     spark = get_spark(cfg.spark)
     session_seconds = clock()
-    ctx = RunContext(spark=spark, cfg=cfg, run_id=new_run_id())
+    ctx = RunContext(spark=spark, cfg=cfg, run_id=args.run_id or new_run_id())
+    print(f"run id {ctx.run_id}, output {output}", flush=True)
     wanted = [s for s in STAGE_ORDER if not args.stages or s in args.stages.split(",")]
     stages = []
     total = Timer()

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..config import MonitoringConfig
 from ..errors import DataError
+from ..joins import join_customers
 from .stats import welch_interval
 
 REALIZED_COLUMNS = (
@@ -47,7 +48,7 @@ def campaign_outcomes(decisions_df, outcomes_df, outcomes: Mapping[str, str], cf
     out = outcomes_df.select(F.col(customer_id).cast("string").alias("customer_id"),
                              *[F.col(o).cast("double").alias(f"__o_{i}") for i, o in enumerate(outcomes)],
                              *([F.col(outcome_time).alias("__t")] if outcome_time and outcome_time in outcomes_df.columns else []))
-    joined = dec.join(out, on="customer_id", how="left")
+    joined = join_customers(dec, out, "customer_id", "left")
     if "__t" in out.columns and "decided_at" in dec.columns:
         late = F.col("__t") >= F.col("decided_at")
         if cfg.outcome_window_days is not None:

@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import DataError, ModelError, MonitoringError
+from ..joins import join_customers
 from ..logs import get_logger
 from ..monitoring import (
     build_feature_profile,
@@ -87,7 +88,7 @@ def default_batch(ctx: RunContext) -> Tuple[object, str]:
     for split in ("oot", "test"):
         if split in present:
             chosen = splits.where(F.col("split") == split).select("customer_id")
-            return log_df.join(chosen, on="customer_id", how="inner"), split
+            return join_customers(log_df, chosen, "customer_id"), split
     raise MonitoringError(f"monitor: run {ctx.run_id!r} has no 'oot' or 'test' rows in splits (have {sorted(present)})")
 
 
@@ -96,7 +97,7 @@ def _train_rows(ctx: RunContext):
 
     log_df = ctx.store.read_run("experiment_log", ctx.run_id)
     train = ctx.store.read("splits", run_id=ctx.run_id).where(F.col("split") == "train").select("customer_id")
-    return log_df.join(train, on="customer_id", how="inner")
+    return join_customers(log_df, train, "customer_id")
 
 
 # ------------------------------------------------------------------------------------------ model

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Dict
 
+from ..joins import join_customers
 from ..learners import load_manifest, load_models
 from ..logs import get_logger
 from ..schemas import conform
@@ -43,7 +44,7 @@ def run(ctx: RunContext, **_ignored) -> Dict[str, object]:
     log_df = store.read_run("experiment_log", run_id)
     data = data_config(ctx, log_df)
     splits = store.read_run("splits", run_id).select(F.col("customer_id").alias("__split_customer"), "split")
-    base = log_df.join(splits, log_df[data.customer_id] == splits["__split_customer"], "left").drop("__split_customer")
+    base = join_customers(log_df, splits, log_df[data.customer_id] == splits["__split_customer"], "left").drop("__split_customer")
     base = base.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         parts = []

@@ -15,6 +15,7 @@ from typing import Dict, List, Tuple
 
 from ..config import DataConfig
 from ..errors import DataError, ModelError
+from ..joins import join_customers
 from ..learners import MANIFEST, learner_class
 from ..logs import get_logger
 from ..schemas import conform
@@ -53,7 +54,7 @@ def training_frame(ctx: RunContext, data: DataConfig, log_df):
 
     splits = ctx.store.read_run("splits", ctx.run_id).select(
         F.col("customer_id").alias("__split_customer"), "split")
-    joined = log_df.join(splits, log_df[data.customer_id] == splits["__split_customer"], "inner").drop(
+    joined = join_customers(log_df, splits, log_df[data.customer_id] == splits["__split_customer"], "inner").drop(
         "__split_customer")
     return joined.where(F.col("split").isin(*TRAIN_SPLITS)).withColumn(VALID_COL, F.col("split") == "valid")
 

@@ -28,6 +28,7 @@ from typing import Optional, Tuple
 
 from ..config import DataConfig, SplitConfig
 from ..errors import ConfigError, DataError
+from ..joins import join_customers
 from .cutoff import micros, resolve_cutoff
 
 SPLIT_NAMES = ("train", "valid", "test", "oot")
@@ -172,7 +173,7 @@ def attach_splits(df, splits, data_cfg: DataConfig):
     from pyspark.sql import functions as F
 
     keyed = splits.select(F.col("customer_id").alias("_split_cid"), "split", "fold")
-    joined = df.join(keyed, F.col(data_cfg.customer_id).cast("string") == F.col("_split_cid"), "inner")
+    joined = join_customers(df, keyed, F.col(data_cfg.customer_id).cast("string") == F.col("_split_cid"), "inner")
     return joined.drop("_split_cid")
 
 
