@@ -1,6 +1,7 @@
 """T/X learners on Spark: effect recovery, agreement with a plain-lightgbm reference, persistence,
 SynapseML ↔ PyPI booster compatibility and the barrier-mode trainer (2 tasks on local[2])."""
 
+import dataclasses
 import json
 import os
 import sys
@@ -238,6 +239,69 @@ def test_barrier_trainer_two_tasks_matches_reference_quality(spark):
     mse_ref = float(np.mean((ref.predict(x[valid]) - y[valid]) ** 2))
     assert mse_ours < 1.15 * mse_ref and mse_ours < 0.5 * np.var(y[valid]), (mse_ours, mse_ref)
     assert 0 < res.best_iteration <= cfg.num_iterations
+
+
+def test_replay_early_stopping_matches_per_iteration_rule():
+    """Syncing the validation loss every k iterations picks the iteration a per-iteration check picks."""
+    from uplift_spark.learners.trainers import replay_early_stopping
+
+    rng = np.random.default_rng(4)
+    for trial in range(200):
+        n_iter, rounds = int(rng.integers(5, 60)), int(rng.integers(1, 8))
+        loss = np.cumsum(rng.normal(-0.01, 0.05, size=(2, n_iter)), axis=1) + 1.0
+        rows = [float(rng.integers(0, 50)), float(rng.integers(1, 50))]  # one task may have no valid rows
+        sums = loss * np.array(rows)[:, None]
+        best, best_iter, stop_at = np.inf, 0, None  # reference: checked after every iteration
+        for t in range(n_iter):
+            score = sums[:, t].sum() / sum(rows)
+            if score < best - 1e-15:
+                best, best_iter = score, t
+            if t - best_iter >= rounds:
+                stop_at = t
+                break
+        k = int(rng.integers(1, 13))
+        state, stopped = {"best": np.inf, "best_iter": 0}, None
+        for first in range(0, n_iter, k):
+            chunk = [[list(sums[j, first:first + k]), rows[j]] for j in range(2)]
+            if replay_early_stopping(state, first, chunk, rounds):
+                stopped = True
+                break
+        assert state["best_iter"] == best_iter, (trial, k)
+        assert bool(stopped) == (stop_at is not None), (trial, k)
+
+
+def test_barrier_trainer_early_stopping_equals_lightgbm(spark):
+    """One barrier task (synced every 10 iterations) stops where lightgbm's own early_stopping does,
+    with the same trees; two tasks keep exactly the best iteration's trees."""
+    import lightgbm as lgb
+
+    from uplift_spark.learners import BarrierTrainer, lightgbm_params
+
+    rng = np.random.default_rng(21)
+    n = 3000
+    x = rng.normal(size=(n, 3))
+    y = (rng.random(n) < 1 / (1 + np.exp(-0.4 * x[:, 0]))).astype(float)  # weak signal: stops early
+    valid = rng.random(n) < 0.3
+    pdf = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "y": y, "v": valid})
+    cfg = LightGBMConfig(num_iterations=60, learning_rate=0.3, num_leaves=16, min_data_in_leaf=5,
+                         early_stopping_round=3, num_tasks=1, seed=5)
+    df = spark.createDataFrame(pdf).repartition(1)
+    res = BarrierTrainer(spark, cfg).train(df, "y", ["a", "b", "c"], ["a", "b", "c"], "binary", [], "v")
+    params = dict(lightgbm_params(cfg, "binary"), num_threads=1, first_metric_only=True)
+    dtrain = lgb.Dataset(x[~valid], y[~valid], feature_name=["a", "b", "c"])
+    ref = lgb.train(params, dtrain, cfg.num_iterations,
+                    valid_sets=[lgb.Dataset(x[valid], y[valid], reference=dtrain)],
+                    callbacks=[lgb.early_stopping(cfg.early_stopping_round, verbose=False)])
+    assert 1 < ref.best_iteration < cfg.num_iterations - cfg.early_stopping_round
+    assert res.best_iteration == ref.best_iteration
+    ours = lgb.Booster(model_str=res.model_str)
+    assert ours.num_trees() == ref.best_iteration
+    np.testing.assert_allclose(ours.predict(x), ref.predict(x, num_iteration=ref.best_iteration), atol=1e-10)
+
+    two = BarrierTrainer(spark, dataclasses.replace(cfg, num_tasks=2)).train(
+        spark.createDataFrame(pdf), "y", ["a", "b", "c"], ["a", "b", "c"], "binary", [], "v")
+    assert two.num_tasks == 2 and 0 < two.best_iteration < cfg.num_iterations
+    assert lgb.Booster(model_str=two.model_str).num_trees() == two.best_iteration
 
 
 def test_known_propensity_sources():

@@ -392,6 +392,27 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# Barrier trainer: iterations between two syncs of the validation loss (see global_early_stopping).
+_SYNC_EVERY = 10
+
+
+def replay_early_stopping(state: dict, first: int, parts: Sequence[Sequence], rounds: int) -> bool:
+    """Replay the early-stopping rule over synced iterations ``first, first + 1, ...``.
+
+    ``parts`` holds one ``[loss sums per iteration, validation rows]`` per task; the global loss of an
+    iteration is the row-weighted mean. Updates ``state["best"]``/``state["best_iter"]`` and returns True
+    at the first iteration that is ``rounds`` past the best (LightGBM's ``early_stopping`` rule).
+    """
+    total_n = sum(p[1] for p in parts)
+    for i in range(len(parts[0][0])):
+        score = sum(p[0][i] for p in parts) / total_n if total_n else math.inf
+        if score < state["best"] - 1e-15:
+            state["best"], state["best_iter"] = score, first + i
+        if first + i - state["best_iter"] >= rounds:
+            return True
+    return False
+
+
 def _barrier_train_fn(params: dict, num_rounds: int, label_col: str, feature_cols: List[str],
                       feature_names: List[str], categorical_indexes: List[int], valid_col: Optional[str],
                       early_stopping_rounds: int, timeout_minutes: int):
@@ -400,6 +421,8 @@ def _barrier_train_fn(params: dict, num_rounds: int, label_col: str, feature_col
     def fn(batches):
         import numpy as np
         import pandas as pd
+        import socket
+
         import lightgbm as lgb
         from pyspark import BarrierTaskContext
 
@@ -408,7 +431,10 @@ def _barrier_train_fn(params: dict, num_rounds: int, label_col: str, feature_col
         pdf = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
             columns=feature_cols + [label_col] + ([valid_col] if valid_col else []))
         rank = ctx.partitionId()
-        host = ctx.getTaskInfos()[rank].address.rsplit(":", 1)[0]
+        # LightGBM finds its own rank by matching an interface IP: names such as "localhost" (Spark's
+        # address when SPARK_LOCAL_IP is 127.0.0.1) fail with "Machine list file doesn't contain the
+        # local machine", so every task sends its executor's resolved IP.
+        host = socket.gethostbyname(ctx.getTaskInfos()[rank].address.rsplit(":", 1)[0])
         port = _free_port()
         peers = ctx.allGather(f"{host}:{port}")
         n_machines = len(peers)
@@ -437,24 +463,29 @@ def _barrier_train_fn(params: dict, num_rounds: int, label_col: str, feature_col
                 yv = valid_pdf[label_col].to_numpy(dtype=np.float64)
                 valid_sets = [lgb.Dataset(xv, yv, reference=dtrain)]
             n_valid = float(len(valid_pdf))
-            state = {"best": math.inf, "best_iter": 0}
+            state = {"best": math.inf, "best_iter": 0, "pending": []}
 
             def global_early_stopping(env):
-                # Every task must call allGather each iteration, with or without local valid rows.
+                # Every task keeps its local validation loss and all tasks sum them with one allGather
+                # every _SYNC_EVERY iterations (each barrier sync costs Spark ~1 s of polling); the
+                # stopping rule then replays those iterations in order, so the chosen iteration is
+                # the one a per-iteration check would pick, and the extra trees are dropped below.
                 local_sum = 0.0
                 if env.evaluation_result_list:
                     local_sum = float(env.evaluation_result_list[0][2]) * n_valid
-                parts = [json.loads(p) for p in ctx.allGather(json.dumps([local_sum, n_valid]))]
-                total_n = sum(p[1] for p in parts)
-                score = sum(p[0] for p in parts) / total_n if total_n else math.inf
-                if score < state["best"] - 1e-15:
-                    state["best"], state["best_iter"] = score, env.iteration
-                stop = env.iteration - state["best_iter"] >= early_stopping_rounds
-                if stop or env.iteration == env.end_iteration - 1:
+                state["pending"].append(local_sum)
+                last = env.iteration == env.end_iteration - 1
+                if len(state["pending"]) < _SYNC_EVERY and not last:
+                    return
+                first = env.iteration - len(state["pending"]) + 1
+                parts = [json.loads(p) for p in ctx.allGather(json.dumps([state["pending"], n_valid]))]
+                state["pending"] = []
+                if replay_early_stopping(state, first, parts, early_stopping_rounds) or last:
                     raise lgb.callback.EarlyStopException(
                         state["best_iter"], [("valid", params["metric"], state["best"], False)])
 
             callbacks.append(global_early_stopping)
+        booster = None
         try:
             booster = lgb.train(local, dtrain, num_boost_round=num_rounds, valid_sets=valid_sets,
                                 valid_names=["valid"] * len(valid_sets), callbacks=callbacks)
@@ -463,7 +494,12 @@ def _barrier_train_fn(params: dict, num_rounds: int, label_col: str, feature_col
         finally:
             if n_machines > 1:
                 try:
-                    lgb.basic._LIB.LGBM_NetworkFree()
+                    # through the booster when there is one, so its __del__ (maybe much later, in
+                    # a reused Python worker) does not free the network of a later training
+                    if booster is not None:
+                        booster.free_network()
+                    else:
+                        lgb.basic._LIB.LGBM_NetworkFree()
                 except Exception:  # noqa: BLE001 - freeing must never mask the real error
                     pass
         if rank == 0:
