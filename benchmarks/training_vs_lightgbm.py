@@ -128,6 +128,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workdir", default="/tmp/uplift_bench_train")
     parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep --workdir (its log/ Parquet feeds causalml_reference.py)")
     parser.add_argument("--warmup", action="store_true",
                         help="fit a T-learner on 5,000 rows first, so JVM/JIT/native-library start-up is not "
                              "charged to the first timed learner")
@@ -240,9 +242,10 @@ def main(argv=None) -> dict:
                 f"training, {args.rows:,} rows ({args.master}, {args.threads} reference threads)")
     if "qini_bootstrap_sd_t" in results:
         print(f"test-set Qini AUC bootstrap sd (T, Spark): {results['qini_bootstrap_sd_t']}")
-    write_result(f"training_vs_lightgbm_{args.rows}", results)
+    write_result(f"training_vs_lightgbm_{args.rows}" + ("_barrier" if args.backend == "barrier" else ""), results)
     spark.stop()
-    shutil.rmtree(args.workdir, ignore_errors=True)
+    if not args.keep:
+        shutil.rmtree(args.workdir, ignore_errors=True)
     return results
 
 
