@@ -139,16 +139,85 @@ def test_full_data_plan_has_no_single_partition_exchange(hill_sdf):
     prep = prepare_slices(df, "sl", "s_random", "t", "visit", "customer_id",
                           ScanSettings(replicates=2, n_segments=4))
     assert list(prep.plans) == [3] and len(prep.plans[3].seg_totals) == 4
-    pass2 = prep.frame.mapInPandas(_pass2(2, prep.offsets, prep.per_slice), _OUT_SCHEMA)
+    pass2 = prep.frame.mapInArrow(_pass2(2, prep.offsets, prep.per_slice, prep.edges), _OUT_SCHEMA)
     plan = pass2._jdf.queryExecution().executedPlan().toString()
     assert "SinglePartition" not in plan
-    assert re.search(r"hashpartitioning\([^)]*_seg", plan)  # (slice, segment); the constant slice folds
-    assert "MapInPandas" in plan
-    # and the segments really split the rows: no segment holds everything, and the Spark SQL segment
-    # of every row agrees with the fine-bin totals of pass 1
-    sizes = {r["_seg"]: r["count"] for r in prep.frame.groupBy("_seg").count().collect()}
-    assert len(sizes) == 4 and max(sizes.values()) < 0.5 * sum(sizes.values())
-    assert [sizes[j] for j in range(4)] == prep.plans[3].seg_totals[:, 0].astype(int).tolist()
+    assert re.search(r"hashpartitioning\(_part", plan)  # the segment's partition, placed by the driver
+    assert "PythonMapInArrow" in plan or "MapInArrow" in plan
+    # and the segments really split the rows: no segment holds everything, and the segment of every
+    # row (found again after the shuffle) agrees with the fine-bin totals of pass 1
+    from uplift_spark.evaluation.scan import segment_of
+
+    pdf = prep.frame.select("_slice", "_s").toPandas()
+    sizes = np.bincount(segment_of(prep.edges, pdf["_slice"].to_numpy(), pdf["_s"].to_numpy()))
+    assert len(sizes) == 4 and sizes.max() < 0.5 * sizes.sum()
+    assert sizes.tolist() == prep.plans[3].seg_totals[:, 0].astype(int).tolist()
+
+
+def test_partition_keys_place_rows_where_the_driver_says(spark):
+    """Our Murmur3 equals Spark's hash(), so repartition(n, key) puts each key in its chosen partition."""
+    from pyspark.sql import functions as F
+
+    from uplift_spark.evaluation.scan import partition_keys, spark_hash_int
+
+    vals = [0, 1, -1, 7, 42, 2 ** 31 - 1, -(2 ** 31), 123456789, -987654]
+    got = spark.createDataFrame([(v,) for v in vals], "v int").select("v", F.hash("v").alias("h")).collect()
+    assert [spark_hash_int(r["v"]) for r in got] == [r["h"] for r in got]
+    for n in (1, 3, 4, 13):
+        keys = partition_keys(n)
+        assert len(set(keys)) == n
+        df = spark.createDataFrame([(k, p) for p, k in enumerate(keys)], "k int, want int").repartition(n, "k")
+        rows = df.select("want", F.spark_partition_id().alias("got")).collect()
+        assert all(r["want"] == r["got"] for r in rows)
+
+
+def test_segments_are_balanced_whole_and_bisected_exactly(hill_sdf):
+    """Every segment sits whole in one partition, tasks hold similar rows (hashing (slice, segment)
+    did not), and the bisection segment of every row equals counting the edges above its score."""
+    from pyspark.sql import functions as F
+
+    from uplift_spark.evaluation.scan import _seg_expr, prepare_slices, segment_of
+
+    parts = [_arm_sdf(hill_sdf, arm).select("customer_id", "visit", "t", F.col(score).alias("score"),
+                                            F.lit(k).alias("sl"))
+             for k, (arm, score) in enumerate([("Mens E-Mail", "s_random"), ("Womens E-Mail", "s_formula")])]
+    stacked = parts[0].unionByName(parts[1])
+    prep = prepare_slices(stacked, "sl", "score", "t", "visit", "customer_id", ScanSettings(n_segments=37))
+    pdf = prep.frame.select("_slice", "_s", _seg_expr(prep.edges).alias("sql_seg"),
+                            F.spark_partition_id().alias("p")).toPandas()
+    pdf["_seg"] = segment_of(prep.edges, pdf["_slice"].to_numpy(), pdf["_s"].to_numpy())
+    for k, plan in prep.plans.items():
+        sub = pdf[pdf["_slice"] == k]
+        want = (sub["_s"].to_numpy()[:, None] < plan.edges[None, :]).sum(axis=1)
+        np.testing.assert_array_equal(sub["_seg"].to_numpy(), want)
+        np.testing.assert_array_equal(sub["sql_seg"].to_numpy(), want)
+        assert len(plan.edges) >= 20
+    assert (pdf.groupby(["_slice", "_seg"])["p"].nunique() == 1).all()
+    loads = pdf.groupby("p").size()
+    n_parts = prep.frame.rdd.getNumPartitions()
+    assert len(loads) == n_parts >= 2
+    assert loads.max() <= 1.25 * len(pdf) / n_parts  # LPT of 74 similar segments: near even
+
+
+def test_chunk_size_and_arrow_batches_never_change_results(spark, hill_sdf):
+    """Tie blocks and cut-offs that straddle Python chunks and Arrow batches give the same numbers."""
+    from uplift_spark.evaluation import scan_slices
+    from pyspark.sql import functions as F
+
+    stacked = _arm_sdf(hill_sdf, "Womens E-Mail").select("customer_id", "visit", "t", F.col("s_ties").alias("score"),
+                                                          F.lit(0).alias("sl"))
+    base = ScanSettings(replicates=2, seed=3, curve_points=9, cut_fractions=(0.1, 0.35), n_deciles=7, n_segments=3)
+    ref = scan_slices(stacked, "sl", "score", "t", "visit", "customer_id", base)[0]
+    key = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    old = spark.conf.get(key)
+    try:
+        spark.conf.set(key, "97")
+        small = scan_slices(stacked, "sl", "score", "t", "visit", "customer_id",
+                            ScanSettings(**{**base.__dict__, "chunk_rows": 250}))[0]
+    finally:
+        spark.conf.set(key, old)
+    for name in ("totals", "qini_area", "uplift_area", "points", "cuts", "deciles"):
+        np.testing.assert_allclose(getattr(small, name), getattr(ref, name), rtol=1e-10, err_msg=name)
 
 
 def test_bin_key_is_monotone_on_awkward_scores(spark):

@@ -15,9 +15,11 @@ How it stays exact and distributed:
    in Spark SQL splits exactly where the bins do. Segment totals and offsets (the curve state just
    before each segment) are prefix sums of the bin totals: no extra pass for the original sample.
    With bootstrap replicates, one more unshuffled pass sums the Poisson weights per segment.
-3. Pass 2 (one shuffle). Rows are hash-partitioned by (slice, segment) and sorted within partitions
-   by (score desc, id desc); ``mapInPandas`` regroups each Arrow batch by segment (keeping the
-   order) and streams every segment from its offset: cumulative sums, block ends (last row of each
+3. Pass 2 (one shuffle). The driver spreads the segments over partitions by size (largest first onto
+   the least loaded; enough partitions that no task sorts much over ``ROWS_PER_SORT_PARTITION``
+   rows) and rows are sorted within partitions by (score desc, id desc); ``mapInArrow`` (no pandas
+   conversion) regroups each chunk of Arrow batches by segment (keeping the order) and streams
+   every segment from its offset: cumulative sums, block ends (last row of each
    run of tied scores: sklift's thresholds, also across batch boundaries), trapezoid areas per
    replicate, the sampled points, the rows at the uplift@k cut-offs and decile sums. Only these
    small results are collected, with each segment's own totals, checked against pass 1: a mismatch
@@ -38,23 +40,27 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
-import pandas as pd
 
 from ..errors import DataError
 from ..logs import get_logger
 from .bootstrap import poisson_weights
 from .curves import array_split_bounds, qini_values, sample_targets, trapezoid_area, uplift_values
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 log = get_logger("evaluation")
 
-_S, _T, _Y, _H, _SEG, _ID, _SL = "_s", "_t", "_y", "_h", "_seg", "_id", "_slice"
+_S, _T, _Y, _H, _SEG, _ID, _SL, _PART = "_s", "_t", "_y", "_h", "_seg", "_id", "_slice", "_part"
 _OUT_SCHEMA = "kind string, slice int, seg int, key long, vals array<double>"
 # segments per shuffle partition (hash partitioning of (slice, segment): more, smaller segments
 # even out the tasks)
 SEGMENTS_PER_PARTITION = 4
+# pass-2 partitions grow with the slice rows: at most about this many rows sorted per task
+ROWS_PER_SORT_PARTITION = 1_000_000
 # decile sums: n_t, n_c, y_t, y_c, y2_t, y2_c, sum of scores
 _DECILE_FIELDS = 7
 
@@ -64,7 +70,8 @@ class ScanSettings:
     """What one scan computes; ``cut_fractions`` are the uplift@k shares of rows (0 < k < 1).
 
     ``n_segments``: segments per slice (default: spread ``4 x spark.sql.shuffle.partitions`` over the
-    slices by size); fewer are used when the scores occupy fewer histogram bins.
+    slices by size); fewer are used when the scores occupy fewer histogram bins. ``chunk_rows``: rows
+    the Python side handles at once (default :func:`chunk_rows`; results never depend on it).
     """
 
     replicates: int = 0
@@ -73,6 +80,7 @@ class ScanSettings:
     cut_fractions: Tuple[float, ...] = ()
     n_deciles: int = 10
     n_segments: Optional[int] = None
+    chunk_rows: Optional[int] = None
 
 
 @dataclass
@@ -140,14 +148,88 @@ def _histogram(base):
 
 
 def _seg_expr(edges: Mapping[int, np.ndarray]):
-    """Spark SQL segment of a row: how many of its slice's edges lie strictly above the score."""
+    """Spark SQL segment of a row: how many of its slice's edges lie strictly above the score.
+
+    Edges are strictly descending, so that count is found by bisection: a balanced tree of
+    ``score < edge`` tests, about log2(edges) per row instead of one test per edge.
+    """
     from pyspark.sql import functions as F
+
+    def count_in(e: np.ndarray, lo: int, hi: int):
+        if lo == hi:
+            return F.lit(lo)
+        mid = (lo + hi) // 2  # more than ``mid`` edges lie above the score <=> score < e[mid]
+        return F.when(F.col(_S) < F.lit(float(e[mid])), count_in(e, mid + 1, hi)).otherwise(count_in(e, lo, mid))
 
     expr = F.lit(0)
     for k, e in edges.items():
         if len(e):
-            count = sum((F.col(_S) < F.lit(float(v))).cast("int") for v in e)
-            expr = F.when(F.col(_SL) == F.lit(int(k)), count).otherwise(expr)
+            expr = F.when(F.col(_SL) == F.lit(int(k)), count_in(e, 0, len(e))).otherwise(expr)
+    return expr.cast("int")
+
+
+def spark_hash_int(value: int, seed: int = 42) -> int:
+    """Spark's ``hash()`` of an int column (Murmur3 x86 32-bit, seed 42): what ``repartition(n, col)``
+    takes modulo n to place a row."""
+    m = 0xFFFFFFFF
+
+    def rotl(x, r):
+        return ((x << r) | (x >> (32 - r))) & m
+
+    k1 = (value & m) * 0xCC9E2D51 & m
+    k1 = rotl(k1, 15) * 0x1B873593 & m
+    h1 = rotl((seed & m) ^ k1, 13)
+    h1 = (h1 * 5 + 0xE6546B64) & m
+    h1 ^= 4
+    h1 ^= h1 >> 16
+    h1 = h1 * 0x85EBCA6B & m
+    h1 ^= h1 >> 13
+    h1 = h1 * 0xC2B2AE35 & m
+    h1 ^= h1 >> 16
+    return h1 - (1 << 32) if h1 & 0x80000000 else h1
+
+
+def partition_keys(partitions: int) -> List[int]:
+    """For each partition p, the smallest int that ``repartition(partitions, col)`` sends to p.
+
+    Hashing (slice, segment) directly put 8.3M of 15M rows in one of 4 partitions; with these keys
+    the driver decides exactly which partition holds which segment.
+    """
+    keys: Dict[int, int] = {}
+    v = 0
+    while len(keys) < partitions:
+        keys.setdefault(spark_hash_int(v) % partitions, v)  # Python % is pmod
+        v += 1
+    return [keys[p] for p in range(partitions)]
+
+
+def _assign_partitions(plans: Mapping[int, "_SlicePlan"], partitions: int) -> Dict[Tuple[int, int], int]:
+    """Segments → partitions, largest first onto the least loaded (LPT), so tasks hold similar rows."""
+    import heapq
+
+    sizes = sorted(((float(p.seg_totals[j, 0]), k, j) for k, p in plans.items()
+                    for j in range(p.seg_totals.shape[0])), key=lambda x: (-x[0], x[1], x[2]))
+    heap = [(0.0, q) for q in range(partitions)]
+    out: Dict[Tuple[int, int], int] = {}
+    for size, k, j in sizes:
+        load, q = heapq.heappop(heap)
+        out[(k, j)] = q
+        heapq.heappush(heap, (load + size, q))
+    return out
+
+
+def _part_expr(assigned: Mapping[Tuple[int, int], int], partitions: int):
+    """Spark SQL partitioning key of a row: the hash pre-image of its segment's assigned partition."""
+    from pyspark.sql import functions as F
+
+    keys = partition_keys(partitions)
+    by_slice: Dict[int, Dict[int, int]] = {}
+    for (k, j), q in assigned.items():
+        by_slice.setdefault(k, {})[j] = keys[q]
+    expr = F.lit(keys[0])
+    for k, segs in by_slice.items():
+        arr = F.array(*[F.lit(segs[j]) for j in range(len(segs))])
+        expr = F.when(F.col(_SL) == F.lit(int(k)), F.element_at(arr, F.col(_SEG) + 1)).otherwise(expr)
     return expr.cast("int")
 
 
@@ -176,49 +258,111 @@ def _choose_segments(keys: np.ndarray, counts: np.ndarray, lows: np.ndarray, wan
 # ---------------------------------------------------------------------------------------------
 # optional pass: per-segment totals of every bootstrap replicate (no shuffle)
 
-def _replicate_pass(replicates: int):
-    def fn(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+def _replicate_pass(replicates: int, chunk: int, edges: Mapping[int, np.ndarray]):
+    def fn(batches: Iterator["pa.RecordBatch"]) -> Iterator["pa.RecordBatch"]:
         totals: Dict[Tuple[int, int], np.ndarray] = {}
-        for pdf in batches:
-            for (k, seg), run in _runs(pdf):
-                s, t, y, h = _arrays(run)
-                t, y = np.nan_to_num(t), np.nan_to_num(y)
-                w = poisson_weights(h, replicates)
-                contrib = np.stack([np.ones_like(t), t, y * t, y * (1.0 - t)], axis=1)
-                totals[(k, seg)] = totals.get((k, seg), 0.0) + contrib.T @ w
-        rows = [("total", k, seg, 0, v.ravel().tolist()) for (k, seg), v in totals.items()]
-        yield pd.DataFrame(rows, columns=["kind", "slice", "seg", "key", "vals"])
+        for batch in _chunks(batches, chunk):
+            sl, seg, s, t, y, h = _arrays(batch, edges)
+            for key, idx in _runs(sl, seg):
+                w = poisson_weights(h[idx], replicates)
+                ti, yi = t[idx], y[idx]
+                contrib = np.stack([np.ones_like(ti), ti, yi * ti, yi * (1.0 - ti)], axis=1)
+                totals[key] = totals.get(key, 0.0) + contrib.T @ w
+        yield _out_batch([("total", k, seg, 0, v.ravel().tolist()) for (k, seg), v in totals.items()])
 
     return fn
 
 
-def _runs(pdf: pd.DataFrame):
-    """The rows of each (slice, segment) in a batch, in batch order (a stable grouping).
+def _chunks(batches: Iterator["pa.RecordBatch"], target: int) -> Iterator["pa.RecordBatch"]:
+    """Consecutive Arrow batches merged into chunks of at least ``target`` rows (but the last), order kept.
+
+    Spark hands Python 10,000-row batches; the per-chunk NumPy work has a fixed cost, so bigger chunks
+    run faster, while the (rows, 4, replicates) running sums bound how big a chunk may be.
+    """
+    import pyarrow as pa
+
+    buf: List["pa.RecordBatch"] = []
+    rows = 0
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        buf.append(batch)
+        rows += batch.num_rows
+        if rows >= target:
+            yield buf[0] if len(buf) == 1 else pa.Table.from_batches(buf).combine_chunks().to_batches()[0]
+            buf, rows = [], 0
+    if buf:
+        yield buf[0] if len(buf) == 1 else pa.Table.from_batches(buf).combine_chunks().to_batches()[0]
+
+
+def chunk_rows(replicates: int) -> int:
+    """Rows per Python chunk: ~32 MB of float64 running sums (rows x 4 x (replicates + 1))."""
+    return int(min(max(1_000_000 // (int(replicates) + 1), 5_000), 200_000))
+
+
+def _out_batch(rows: List[tuple]) -> "pa.RecordBatch":
+    import pyarrow as pa
+
+    kind, sl, seg, key, vals = (list(c) for c in zip(*rows)) if rows else ([], [], [], [], [])
+    return pa.RecordBatch.from_arrays(
+        [pa.array(kind, pa.string()), pa.array(sl, pa.int32()), pa.array(seg, pa.int32()),
+         pa.array(key, pa.int64()), pa.array(vals, pa.list_(pa.float64()))],
+        names=["kind", "slice", "seg", "key", "vals"])
+
+
+def _runs(sl: np.ndarray, seg: np.ndarray):
+    """The row positions of each (slice, segment) in a chunk, in chunk order (a stable grouping).
 
     Pass 2 sorts each partition by (score desc, id desc) only, so Spark's sort compares the score
     prefix instead of (slice, segment) first; the segments sharing a partition interleave, and each
     one's rows come out of this grouping still in descending order.
     """
-    if pdf.empty:
+    if len(sl) == 0:
         return
-    sl = pdf[_SL].to_numpy(dtype=np.int64)
-    seg = pdf[_SEG].to_numpy(dtype=np.int64)
     if (sl == sl[0]).all() and (seg == seg[0]).all():
-        yield (int(sl[0]), int(seg[0])), pdf
+        yield (int(sl[0]), int(seg[0])), slice(None)
         return
-    order = np.lexsort((seg, sl))  # stable: keeps the batch order inside each group
-    sl, seg = sl[order], seg[order]
-    cuts = np.flatnonzero((sl[1:] != sl[:-1]) | (seg[1:] != seg[:-1])) + 1
-    for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(seg)]):
-        yield (int(sl[a]), int(seg[a])), pdf.iloc[order[a:b]]
+    order = np.lexsort((seg, sl))  # stable: keeps the chunk order inside each group
+    sl_o, seg_o = sl[order], seg[order]
+    cuts = np.flatnonzero((sl_o[1:] != sl_o[:-1]) | (seg_o[1:] != seg_o[:-1])) + 1
+    for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(seg_o)]):
+        yield (int(sl_o[a]), int(seg_o[a])), order[a:b]
 
 
-def _arrays(run: pd.DataFrame):
-    s = run[_S].to_numpy(dtype=np.float64, na_value=np.nan)
-    t = run[_T].to_numpy(dtype=np.float64, na_value=np.nan)
-    y = run[_Y].to_numpy(dtype=np.float64, na_value=np.nan)
-    h = run[_H].to_numpy(dtype=np.int64, na_value=0)
-    return s, t, y, h
+def _arrays(batch: "pa.RecordBatch", edges: Optional[Mapping[int, np.ndarray]] = None):
+    """(slice, segment, score, treatment, outcome, row hash) of a chunk as NumPy arrays.
+
+    Pass 1 rejected null scores, outcomes and treatments, so nulls only reach here as NaN-safe zeros.
+    Pass 2 ships neither the segment (found again from ``edges``) nor, without replicates, the hash:
+    every column less is one less to shuffle and convert to Arrow for every row.
+    """
+    def col(name, dtype):
+        i = batch.schema.get_field_index(name)
+        if i < 0:
+            return None
+        arr = batch.column(i)
+        if arr.null_count:
+            arr = arr.fill_null(0)
+        return arr.to_numpy(zero_copy_only=False).astype(dtype, copy=False)
+
+    sl, s = col(_SL, np.int64), col(_S, np.float64)
+    seg = col(_SEG, np.int64)
+    if seg is None:
+        seg = segment_of(edges or {}, sl, s)
+    h = col(_H, np.int64)
+    if h is None:
+        h = np.zeros(len(s), dtype=np.int64)
+    return sl, seg, s, col(_T, np.float64), col(_Y, np.float64), h
+
+
+def segment_of(edges: Mapping[int, np.ndarray], sl: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """NumPy twin of :func:`_seg_expr`: how many of the row's slice's edges lie strictly above its score."""
+    seg = np.zeros(len(s), dtype=np.int64)
+    for k, e in edges.items():
+        if len(e):
+            rows = sl == k
+            seg[rows] = len(e) - np.searchsorted(np.asarray(e, dtype=np.float64)[::-1], s[rows], side="right")
+    return seg
 
 
 class _SegmentScan:
@@ -312,21 +456,24 @@ class _SegmentScan:
 # ---------------------------------------------------------------------------------------------
 # pass 2: ordered scan of every segment (one shuffle)
 
-def _pass2(replicates: int, offsets: Mapping[Tuple[int, int], np.ndarray], per_slice: Mapping[int, tuple]):
-    def fn(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+def _pass2(replicates: int, offsets: Mapping[Tuple[int, int], np.ndarray], per_slice: Mapping[int, tuple],
+           edges: Mapping[int, np.ndarray], chunk: Optional[int] = None):
+    chunk = int(chunk or chunk_rows(replicates))
+
+    def fn(batches: Iterator["pa.RecordBatch"]) -> Iterator["pa.RecordBatch"]:
         scans: Dict[Tuple[int, int], _SegmentScan] = {}
-        for pdf in batches:
-            for key, run in _runs(pdf):
+        for batch in _chunks(batches, chunk):
+            sl, seg, s, t, y, h = _arrays(batch, edges)
+            for key, idx in _runs(sl, seg):
                 scan = scans.get(key)
                 if scan is None:
                     targets, cut_sizes, decile_bounds = per_slice[key[0]]
                     scan = scans[key] = _SegmentScan(offsets[key], targets, cut_sizes, decile_bounds)
-                s, t, y, h = _arrays(run)
-                scan.add_rows(s, np.nan_to_num(t), np.nan_to_num(y), h, replicates)
+                scan.add_rows(s[idx], t[idx], y[idx], h[idx], replicates)
         out: List[tuple] = []
         for key, scan in scans.items():
             out += scan.results(*key)
-        yield pd.DataFrame(out, columns=["kind", "slice", "seg", "key", "vals"])
+        yield _out_batch(out)
 
     return fn
 
@@ -400,6 +547,8 @@ class PreparedScan:
     offsets: Dict[Tuple[int, int], np.ndarray]
     per_slice: Dict[int, tuple]
     replicates: int
+    chunk: int
+    edges: Dict[int, np.ndarray]
 
 
 def prepare_slices(df, slice_col: str, score_col: str, treatment_col: str, outcome_col: str, id_col: str,
@@ -413,6 +562,7 @@ def prepare_slices(df, slice_col: str, score_col: str, treatment_col: str, outco
     labels = dict(labels or {})
     B = int(settings.replicates)
     R = B + 1
+    chunk = int(settings.chunk_rows or chunk_rows(B))
     base = df.select(
         F.col(slice_col).cast("int").alias(_SL),
         F.col(score_col).cast("double").alias(_S),
@@ -421,18 +571,22 @@ def prepare_slices(df, slice_col: str, score_col: str, treatment_col: str, outco
         F.col(id_col).cast("string").alias(_ID),
     ).where(F.col(_SL).isNotNull())
     spark = df.sparkSession
-    partitions = max(int(spark.conf.get("spark.sql.shuffle.partitions")), 1)
 
     # pass 1: a histogram aggregated on the executors (partial aggregation: no shuffle of rows)
     hist = _histogram(base).collect()
+    slice_rows = sum(float(r["n"]) for r in hist)
+    # enough partitions that no task sorts (and spills) millions of rows while other cores wait
+    partitions = max(int(spark.conf.get("spark.sql.shuffle.partitions")), 1,
+                     math.ceil(slice_rows / ROWS_PER_SORT_PARTITION))
     plans = _plan_slices(hist, SEGMENTS_PER_PARTITION * partitions, settings.n_segments,
                          (score_col, treatment_col, outcome_col), labels)
-    seg_col = _seg_expr({k: p.edges for k, p in plans.items()})
-    with_seg = base.withColumn(_SEG, seg_col).withColumn(_H, F.xxhash64(F.col(_ID), F.lit(int(settings.seed))))
+    partitions = min(partitions, sum(p.seg_totals.shape[0] for p in plans.values()))
+    edges = {k: p.edges for k, p in plans.items()}
+    row_hash = F.xxhash64(F.col(_ID), F.lit(int(settings.seed))).alias(_H)
 
     rep_totals: Dict[Tuple[int, int], np.ndarray] = {}
     if B > 0:
-        rep = (with_seg.select(_SL, _SEG, _S, _T, _Y, _H).mapInPandas(_replicate_pass(B), _OUT_SCHEMA)
+        rep = (base.select(_SL, _S, _T, _Y, row_hash).mapInArrow(_replicate_pass(B, chunk, edges), _OUT_SCHEMA)
                .select("slice", "seg", F.posexplode("vals"))
                .groupBy("slice", "seg", "pos").agg(F.sum("col").alias("v")).collect())
         for r in rep:
@@ -456,11 +610,13 @@ def prepare_slices(df, slice_col: str, score_col: str, treatment_col: str, outco
         per_slice[k] = (targets, p.cut_sizes,
                         array_split_bounds(p.n_total, settings.n_deciles).astype(np.float64))
 
-    # (slice, segment) decides the partition; the sort is by score alone (see _runs)
-    prepared = (with_seg.repartition(partitions, _SL, _SEG)
-                .sortWithinPartitions(F.col(_S).desc(), F.col(_ID).desc())
-                .select(_SL, _SEG, _S, _T, _Y, _H))
-    return PreparedScan(prepared, plans, offsets, per_slice, B)
+    # the driver places every (slice, segment) in a partition; the sort is by score alone (see _runs);
+    # the segment and the hash are found again after the shuffle, so rows cross it narrower
+    placed = base.withColumn(_SEG, _seg_expr(edges)).withColumn(
+        _PART, _part_expr(_assign_partitions(plans, partitions), partitions)).drop(_SEG)
+    ordered = placed.repartition(partitions, _PART).sortWithinPartitions(F.col(_S).desc(), F.col(_ID).desc())
+    cols = [_SL, _S, _T, _Y] + ([row_hash] if B > 0 else [])
+    return PreparedScan(ordered.select(*cols), plans, offsets, per_slice, B, chunk, edges)
 
 
 def scan_slices(df, slice_col: str, score_col: str, treatment_col: str, outcome_col: str, id_col: str,
@@ -471,7 +627,8 @@ def scan_slices(df, slice_col: str, score_col: str, treatment_col: str, outcome_
     errors. Returns one :class:`ScanResult` per slice id present.
     """
     prep = prepare_slices(df, slice_col, score_col, treatment_col, outcome_col, id_col, settings, labels)
-    second = prep.frame.mapInPandas(_pass2(prep.replicates, prep.offsets, prep.per_slice), _OUT_SCHEMA).collect()
+    second = prep.frame.mapInArrow(_pass2(prep.replicates, prep.offsets, prep.per_slice, prep.edges, prep.chunk),
+                                   _OUT_SCHEMA).collect()
     return _assemble(second, prep.plans, settings, prep.replicates + 1)
 
 
