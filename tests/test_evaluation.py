@@ -139,11 +139,11 @@ def test_full_data_plan_has_no_single_partition_exchange(hill_sdf):
     prep = prepare_slices(df, "sl", "s_random", "t", "visit", "customer_id",
                           ScanSettings(replicates=2, n_segments=4))
     assert list(prep.plans) == [3] and len(prep.plans[3].seg_totals) == 4
-    pass2 = prep.frame.mapInArrow(_pass2(2, prep.offsets, prep.per_slice, prep.edges), _OUT_SCHEMA)
+    pass2 = prep.frame.mapInArrow(_pass2(2, prep.offsets, prep.per_slice, prep.edges, prep.chunk), _OUT_SCHEMA)
     plan = pass2._jdf.queryExecution().executedPlan().toString()
     assert "SinglePartition" not in plan
     assert re.search(r"hashpartitioning\(_part", plan)  # the segment's partition, placed by the driver
-    assert "PythonMapInArrow" in plan or "MapInArrow" in plan
+    assert "MapInArrow" in plan
     # and the segments really split the rows: no segment holds everything, and the segment of every
     # row (found again after the shuffle) agrees with the fine-bin totals of pass 1
     from uplift_spark.evaluation.scan import segment_of

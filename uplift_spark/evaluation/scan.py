@@ -56,8 +56,7 @@ log = get_logger("evaluation")
 
 _S, _T, _Y, _H, _SEG, _ID, _SL, _PART = "_s", "_t", "_y", "_h", "_seg", "_id", "_slice", "_part"
 _OUT_SCHEMA = "kind string, slice int, seg int, key long, vals array<double>"
-# segments per shuffle partition (hash partitioning of (slice, segment): more, smaller segments
-# even out the tasks)
+# segments per pass-2 partition: more, smaller segments let the driver's placement even out the tasks
 SEGMENTS_PER_PARTITION = 4
 # pass-2 partitions grow with the slice rows: at most about this many rows sorted per task
 ROWS_PER_SORT_PARTITION = 1_000_000
@@ -329,11 +328,11 @@ def _runs(sl: np.ndarray, seg: np.ndarray):
         yield (int(sl_o[a]), int(seg_o[a])), order[a:b]
 
 
-def _arrays(batch: "pa.RecordBatch", edges: Optional[Mapping[int, np.ndarray]] = None):
+def _arrays(batch: "pa.RecordBatch", edges: Mapping[int, np.ndarray]):
     """(slice, segment, score, treatment, outcome, row hash) of a chunk as NumPy arrays.
 
     Pass 1 rejected null scores, outcomes and treatments, so nulls only reach here as NaN-safe zeros.
-    Pass 2 ships neither the segment (found again from ``edges``) nor, without replicates, the hash:
+    Rows carry neither the segment (found again from ``edges``) nor, without replicates, the hash:
     every column less is one less to shuffle and convert to Arrow for every row.
     """
     def col(name, dtype):
@@ -346,13 +345,10 @@ def _arrays(batch: "pa.RecordBatch", edges: Optional[Mapping[int, np.ndarray]] =
         return arr.to_numpy(zero_copy_only=False).astype(dtype, copy=False)
 
     sl, s = col(_SL, np.int64), col(_S, np.float64)
-    seg = col(_SEG, np.int64)
-    if seg is None:
-        seg = segment_of(edges or {}, sl, s)
     h = col(_H, np.int64)
     if h is None:
         h = np.zeros(len(s), dtype=np.int64)
-    return sl, seg, s, col(_T, np.float64), col(_Y, np.float64), h
+    return sl, segment_of(edges, sl, s), s, col(_T, np.float64), col(_Y, np.float64), h
 
 
 def segment_of(edges: Mapping[int, np.ndarray], sl: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -457,9 +453,7 @@ class _SegmentScan:
 # pass 2: ordered scan of every segment (one shuffle)
 
 def _pass2(replicates: int, offsets: Mapping[Tuple[int, int], np.ndarray], per_slice: Mapping[int, tuple],
-           edges: Mapping[int, np.ndarray], chunk: Optional[int] = None):
-    chunk = int(chunk or chunk_rows(replicates))
-
+           edges: Mapping[int, np.ndarray], chunk: int):
     def fn(batches: Iterator["pa.RecordBatch"]) -> Iterator["pa.RecordBatch"]:
         scans: Dict[Tuple[int, int], _SegmentScan] = {}
         for batch in _chunks(batches, chunk):
