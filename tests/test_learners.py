@@ -243,7 +243,7 @@ def test_barrier_trainer_two_tasks_matches_reference_quality(spark):
 
 def test_replay_early_stopping_matches_per_iteration_rule():
     """Syncing the validation loss every k iterations picks the iteration a per-iteration check picks."""
-    from uplift_spark.learners.trainers import replay_early_stopping
+    from uplift_spark.learners.barrier_trainer import replay_early_stopping
 
     rng = np.random.default_rng(4)
     for trial in range(200):
@@ -405,7 +405,7 @@ def test_training_frame_skips_repartition_when_partitions_hold_both_classes(spar
 
 
 def test_task_plan_and_class_checks():
-    from uplift_spark.learners.trainers import cores_of_master, plan_tasks
+    from uplift_spark.learners.frames import cores_of_master, plan_tasks
 
     assert plan_tasks({0.0: 900, 1.0: 100}, "y", 4, True) == 4
     assert plan_tasks({0.0: 900, 1.0: 25}, "y", 4, True) == 2  # 10 minority rows per task at least
@@ -421,7 +421,7 @@ def test_task_plan_and_class_checks():
 def test_auto_task_count_never_exceeds_local_slots(spark):
     """num_tasks = 0 follows spark.default.parallelism, but a barrier stage cannot have more tasks than
     slots: the test session has default parallelism 4 on local[2] (this hung the pipeline once)."""
-    from uplift_spark.learners.trainers import _task_count, local_slots
+    from uplift_spark.learners.frames import task_count as _task_count, local_slots
 
     assert [local_slots(m) for m in ("local[2]", "local-cluster[2,3,1024]", "yarn")] == [2, 6, 0]
     assert spark.sparkContext.defaultParallelism == 4

@@ -22,7 +22,8 @@ from ..logs import get_logger
 from ..schemas import slug, uplift_column
 from .features import FeatureEncoding, fit_encoding
 from .scoring import combine_uplift, score_boosters
-from .trainers import BINARY, REGRESSION, make_trainer
+from .frames import BINARY, REGRESSION
+from .trainers import make_trainer
 
 log = get_logger("learners")
 

@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 from ..schemas import slug
 from .base import _LABEL, _VALID, UpliftModel, _UpliftLearner
 from .scoring import score_boosters
-from .trainers import REGRESSION
+from .frames import REGRESSION
 
 _IMPUTED = "__uplift_imputed"
 

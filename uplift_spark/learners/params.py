@@ -1,0 +1,193 @@
+"""The Params every uplift learner shares, with explicit typed getters and setters (as pyspark.ml
+declares its own), so IDEs and type checkers see them. Estimators and models both mix this in.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import List, TypeVar
+
+from pyspark.ml.param import Param, Params, TypeConverters
+
+from ..config import LightGBMConfig, config_from_dict, to_dict
+
+P = TypeVar("P", bound="UpliftParams")
+
+
+class UpliftParams(Params):
+    """Shared Params of the uplift learners (names follow pyspark.ml conventions)."""
+
+    outcomeCol: "Param[str]" = Param(Params._dummy(), "outcomeCol", "outcome column (binary 0/1 or continuous)",
+                              typeConverter=TypeConverters.toString)
+    outcomeType: "Param[str]" = Param(Params._dummy(), "outcomeType", "binary (classifier) or continuous (regressor)",
+                              typeConverter=TypeConverters.toString)
+    armCol: "Param[str]" = Param(Params._dummy(), "armCol", "column holding the assigned arm",
+                              typeConverter=TypeConverters.toString)
+    controlArm: "Param[str]" = Param(Params._dummy(), "controlArm", "the control arm",
+                              typeConverter=TypeConverters.toString)
+    treatmentArms: "Param[List[str]]" = Param(Params._dummy(), "treatmentArms", "treatment arms (one uplift column each)",
+                              typeConverter=TypeConverters.toListString)
+    featureCols: "Param[List[str]]" = Param(Params._dummy(), "featureCols", "feature columns",
+                              typeConverter=TypeConverters.toListString)
+    categoricalCols: "Param[List[str]]" = Param(Params._dummy(), "categoricalCols", "categorical feature columns",
+                              typeConverter=TypeConverters.toListString)
+    validationCol: "Param[str]" = Param(Params._dummy(), "validationCol", "boolean column: true rows are the early-stopping validation set ('' = none)",
+                              typeConverter=TypeConverters.toString)
+    backend: "Param[str]" = Param(Params._dummy(), "backend", "auto, synapseml or barrier (or a registered trainer backend)",
+                              typeConverter=TypeConverters.toString)
+    lightgbmParams: "Param[str]" = Param(Params._dummy(), "lightgbmParams", "LightGBMConfig as a JSON string",
+                              typeConverter=TypeConverters.toString)
+    propensity: "Param[str]" = Param(Params._dummy(), "propensity", "known or estimate",
+                              typeConverter=TypeConverters.toString)
+    propensityClip: "Param[float]" = Param(Params._dummy(), "propensityClip", "clip propensities to [eps, 1-eps]",
+                              typeConverter=TypeConverters.toFloat)
+    propensityPrefix: "Param[str]" = Param(Params._dummy(), "propensityPrefix", "known propensity columns are <prefix>_<slug(arm)> ('' = none)",
+                              typeConverter=TypeConverters.toString)
+    allocation: "Param[str]" = Param(Params._dummy(), "allocation", "design allocation per arm as a JSON object ('' = none)",
+                              typeConverter=TypeConverters.toString)
+    maxCategories: "Param[int]" = Param(Params._dummy(), "maxCategories", "codes kept per categorical feature",
+                              typeConverter=TypeConverters.toInt)
+
+    PARAM_NAMES = ("outcomeCol", "outcomeType", "armCol", "controlArm", "treatmentArms", "featureCols", "categoricalCols", "validationCol", "backend", "lightgbmParams", "propensity", "propensityClip", "propensityPrefix", "allocation", "maxCategories")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._setDefault(outcomeCol="conversion", outcomeType="binary", armCol="arm", controlArm="control",
+                         treatmentArms=[], featureCols=[], categoricalCols=[], validationCol="", backend="auto",
+                         lightgbmParams=json.dumps(to_dict(LightGBMConfig())), propensity="known",
+                         propensityClip=0.01, propensityPrefix="", allocation="", maxCategories=200)
+
+    def getLightGBMConfig(self) -> LightGBMConfig:
+        """The ``lightgbmParams`` JSON as a typed :class:`LightGBMConfig`."""
+        raw = json.loads(self.getOrDefault(self.lightgbmParams))
+        return config_from_dict({"model": {"lightgbm": raw}}).model.lightgbm
+
+    def setLightGBMConfig(self: P, cfg: LightGBMConfig) -> P:
+        return self._set(lightgbmParams=json.dumps(to_dict(cfg)))
+
+    def paramValues(self) -> dict:
+        """Every shared Param's value (or default), JSON-able: what a saved model records."""
+        return {n: self.getOrDefault(getattr(self, n)) for n in self.PARAM_NAMES}
+
+    def getOutcomeCol(self) -> str:
+        """Gets the value of :py:attr:`outcomeCol` or its default value."""
+        return self.getOrDefault(self.outcomeCol)
+
+    def setOutcomeCol(self: P, value: str) -> P:
+        """Sets the value of :py:attr:`outcomeCol`."""
+        return self._set(outcomeCol=value)
+
+    def getOutcomeType(self) -> str:
+        """Gets the value of :py:attr:`outcomeType` or its default value."""
+        return self.getOrDefault(self.outcomeType)
+
+    def setOutcomeType(self: P, value: str) -> P:
+        """Sets the value of :py:attr:`outcomeType`."""
+        return self._set(outcomeType=value)
+
+    def getArmCol(self) -> str:
+        """Gets the value of :py:attr:`armCol` or its default value."""
+        return self.getOrDefault(self.armCol)
+
+    def setArmCol(self: P, value: str) -> P:
+        """Sets the value of :py:attr:`armCol`."""
+        return self._set(armCol=value)
+
+    def getControlArm(self) -> str:
+        """Gets the value of :py:attr:`controlArm` or its default value."""
+        return self.getOrDefault(self.controlArm)
+
+    def setControlArm(self: P, value: str) -> P:
+        """Sets the value of :py:attr:`controlArm`."""
+        return self._set(controlArm=value)
+
+    def getTreatmentArms(self) -> List[str]:
+        """Gets the value of :py:attr:`treatmentArms` or its default value."""
+        return self.getOrDefault(self.treatmentArms)
+
+    def setTreatmentArms(self: P, value: List[str]) -> P:
+        """Sets the value of :py:attr:`treatmentArms`."""
+        return self._set(treatmentArms=value)
+
+    def getFeatureCols(self) -> List[str]:
+        """Gets the value of :py:attr:`featureCols` or its default value."""
+        return self.getOrDefault(self.featureCols)
+
+    def setFeatureCols(self: P, value: List[str]) -> P:
+        """Sets the value of :py:attr:`featureCols`."""
+        return self._set(featureCols=value)
+
+    def getCategoricalCols(self) -> List[str]:
+        """Gets the value of :py:attr:`categoricalCols` or its default value."""
+        return self.getOrDefault(self.categoricalCols)
+
+    def setCategoricalCols(self: P, value: List[str]) -> P:
+        """Sets the value of :py:attr:`categoricalCols`."""
+        return self._set(categoricalCols=value)
+
+    def getValidationCol(self) -> str:
+        """Gets the value of :py:attr:`validationCol` or its default value."""
+        return self.getOrDefault(self.validationCol)
+
+    def setValidationCol(self: P, value: str) -> P:
+        """Sets the value of :py:attr:`validationCol`."""
+        return self._set(validationCol=value)
+
+    def getBackend(self) -> str:
+        """Gets the value of :py:attr:`backend` or its default value."""
+        return self.getOrDefault(self.backend)
+
+    def setBackend(self: P, value: str) -> P:
+        """Sets the value of :py:attr:`backend`."""
+        return self._set(backend=value)
+
+    def getLightgbmParams(self) -> str:
+        """Gets the value of :py:attr:`lightgbmParams` or its default value."""
+        return self.getOrDefault(self.lightgbmParams)
+
+    def setLightgbmParams(self: P, value: str) -> P:
+        """Sets the value of :py:attr:`lightgbmParams`."""
+        return self._set(lightgbmParams=value)
+
+    def getPropensity(self) -> str:
+        """Gets the value of :py:attr:`propensity` or its default value."""
+        return self.getOrDefault(self.propensity)
+
+    def setPropensity(self: P, value: str) -> P:
+        """Sets the value of :py:attr:`propensity`."""
+        return self._set(propensity=value)
+
+    def getPropensityClip(self) -> float:
+        """Gets the value of :py:attr:`propensityClip` or its default value."""
+        return self.getOrDefault(self.propensityClip)
+
+    def setPropensityClip(self: P, value: float) -> P:
+        """Sets the value of :py:attr:`propensityClip`."""
+        return self._set(propensityClip=value)
+
+    def getPropensityPrefix(self) -> str:
+        """Gets the value of :py:attr:`propensityPrefix` or its default value."""
+        return self.getOrDefault(self.propensityPrefix)
+
+    def setPropensityPrefix(self: P, value: str) -> P:
+        """Sets the value of :py:attr:`propensityPrefix`."""
+        return self._set(propensityPrefix=value)
+
+    def getAllocation(self) -> str:
+        """Gets the value of :py:attr:`allocation` or its default value."""
+        return self.getOrDefault(self.allocation)
+
+    def setAllocation(self: P, value: str) -> P:
+        """Sets the value of :py:attr:`allocation`."""
+        return self._set(allocation=value)
+
+    def getMaxCategories(self) -> int:
+        """Gets the value of :py:attr:`maxCategories` or its default value."""
+        return self.getOrDefault(self.maxCategories)
+
+    def setMaxCategories(self: P, value: int) -> P:
+        """Sets the value of :py:attr:`maxCategories`."""
+        return self._set(maxCategories=value)
+
+
+__all__ = ["UpliftParams"]

@@ -1,0 +1,104 @@
+"""The trainer interface every LightGBM backend implements, and the LightGBM parameters they share.
+
+A backend is a :class:`Trainer` subclass with a ``backend`` name and one method, ``_train(frame, ...)``,
+that trains ONE booster on a :class:`~uplift_spark.learners.frames.TrainingFrame` and returns a
+:class:`TrainedBooster` holding LightGBM model text (what PyPI ``lightgbm.Booster(model_str=...)`` loads).
+``prepare`` (shared, overridable) lays the rows out one cached partition per task; learners call
+``prepare`` once per arm and ``train`` once per booster. Register a new backend in
+:mod:`uplift_spark.learners.trainers` (``register_trainer``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Mapping, Optional, Sequence, Tuple
+
+from ..config import LightGBMConfig
+from ..errors import ModelError
+from .frames import BINARY, REGRESSION, TrainingFrame, prepare_training_frame, task_count
+
+METRIC = {BINARY: "binary_logloss", REGRESSION: "l2"}
+
+
+@dataclass(frozen=True)
+class TrainedBooster:
+    """One trained booster: LightGBM model text plus how it was obtained."""
+
+    model_str: str
+    backend: str
+    num_tasks: int
+    best_iteration: int = 0
+
+
+def lightgbm_params(cfg: LightGBMConfig, objective: str) -> Dict[str, object]:
+    """PyPI/native LightGBM parameter names for ``cfg`` (the barrier trainer and the references use it)."""
+    if objective not in METRIC:
+        raise ModelError(f"unknown objective {objective!r} (expected {sorted(METRIC)})")
+    params: Dict[str, object] = {
+        "objective": objective,
+        "metric": METRIC[objective],
+        "num_leaves": cfg.num_leaves,
+        "learning_rate": cfg.learning_rate,
+        "min_data_in_leaf": cfg.min_data_in_leaf,
+        "feature_fraction": cfg.feature_fraction,
+        "bagging_fraction": cfg.bagging_fraction,
+        "bagging_freq": cfg.bagging_freq,
+        "lambda_l2": cfg.lambda_l2,
+        "max_bin": cfg.max_bin,
+        "seed": cfg.seed,
+        "deterministic": True,
+        "verbosity": -1,
+    }
+    params.update(dict(cfg.extra))
+    return params
+
+
+class Trainer:
+    """Train one LightGBM booster on encoded double feature columns of a Spark DataFrame.
+
+    ``train`` takes a DataFrame (partitioned and cached for that one booster, then released) or a
+    :class:`TrainingFrame` from :meth:`prepare` (used as is: the caller shares it between boosters
+    and unpersists it).
+    """
+
+    backend = "abstract"
+
+    def __init__(self, spark, cfg: LightGBMConfig):
+        self.spark = spark
+        self.cfg = cfg
+
+    def prepare(self, df, label_col: str, objective: str, valid_col: Optional[str] = None,
+                counts: Optional[Mapping[object, int]] = None) -> TrainingFrame:
+        """``df`` cached with one partition per task (see :func:`prepare_training_frame`)."""
+        return prepare_training_frame(df, label_col, task_count(self.spark, self.cfg), objective == BINARY,
+                                      self.cfg.seed, valid_col, counts)
+
+    def _frame(self, df, label_col: str, feature_cols: Sequence[str], objective: str,
+               valid_col: Optional[str]) -> Tuple[TrainingFrame, bool]:
+        """``(frame, owned)``: a given TrainingFrame as is, else a new one this call must unpersist."""
+        if isinstance(df, TrainingFrame):
+            return df, False
+        from pyspark.sql import functions as F
+
+        data = df.select(*[F.col(c).cast("double").alias(c) for c in list(feature_cols) + [label_col]],
+                         *([F.col(valid_col).cast("boolean").alias(valid_col)] if valid_col else []))
+        return self.prepare(data, label_col, objective, valid_col), True
+
+    def train(self, df, label_col: str, feature_cols: Sequence[str], feature_names: Sequence[str],
+              objective: str, categorical_indexes: Sequence[int] = (),
+              valid_col: Optional[str] = None) -> TrainedBooster:
+        frame, owned = self._frame(df, label_col, feature_cols, objective, valid_col)
+        try:
+            return self._train(frame, label_col, feature_cols, feature_names, objective, categorical_indexes,
+                               valid_col)
+        finally:
+            if owned:
+                frame.unpersist()
+
+    def _train(self, frame: TrainingFrame, label_col: str, feature_cols: Sequence[str],
+               feature_names: Sequence[str], objective: str, categorical_indexes: Sequence[int],
+               valid_col: Optional[str]) -> TrainedBooster:
+        raise NotImplementedError
+
+
+__all__ = ["Trainer", "TrainedBooster", "lightgbm_params", "METRIC", "BINARY", "REGRESSION"]
