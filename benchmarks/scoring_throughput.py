@@ -10,7 +10,7 @@ synthetic rows, materialized once as Parquet, are scored
   column; ``count()`` alone would let Spark prune the pandas UDF) and to Parquet;
 * by one Python process: the Parquet file read with pyarrow, encoded with the model's encoding, every
   booster's ``predict`` with as many threads as the Spark master has cores, combined exactly as the
-  Spark scorer does (``combine_uplift``). The "raw predict" time counts ``predict`` calls only.
+  Spark scorer does (the model class's ``combine``). The "raw predict" time counts ``predict`` calls only.
 
 Run it with ``--master local[1]`` and ``local[2]`` to see the scaling of scoring with cores.
 """
@@ -57,7 +57,6 @@ def main(argv=None) -> dict:
     from uplift_spark.config import ModelConfig
     from uplift_spark.datasets import generate_synthetic, synthetic_data_config
     from uplift_spark.learners import learner_class
-    from uplift_spark.learners.scoring import combine_uplift
     from uplift_spark.schemas import slug
 
     cores = master_cores(args.master)
@@ -108,7 +107,7 @@ def main(argv=None) -> dict:
                 memo[key] = boosters[key].predict(x, num_threads=cores)
             return memo[key]
 
-        uplift = combine_uplift(model.spec(), preds, extra, len(x))
+        uplift = model.combine(model.spec(), preds, extra, len(x))
         raw.append(clock())
     # agreement of the two paths on the first rows (a small limit, not a collect of the population)
     head = model.transform(population.limit(1000)).toPandas()

@@ -319,7 +319,10 @@ def test_known_propensity_sources():
 
 def test_combine_uplift_formulas():
     """τ_T = μ_k − μ_0; τ_X = e·τ0 + (1 − e)·τ1 with e from constant / columns / booster, clipped."""
-    from uplift_spark.learners.scoring import combine_uplift
+    from uplift_spark.learners import model_class
+
+    def combine_uplift(spec, preds, extra, n):  # each learner's Model class owns its formula
+        return model_class(spec["learner"]).combine(spec, preds, extra, n)
 
     n = 4
     fake = {"mu_control": np.full(n, 0.1), "mu_a": np.array([0.2, 0.3, 0.1, 0.0]),

@@ -51,6 +51,8 @@ class RunConfig:
     name: str = "uplift"
     output_root: str = "./uplift_output"
     seed: int = 42
+    # where models/<run_id>/ go: any Hadoop path (dbfs:/, s3a://, abfss://); "" = <output_root>/models
+    model_root: str = ""
 
 
 @dataclass(frozen=True)

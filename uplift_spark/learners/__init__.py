@@ -1,65 +1,39 @@
-"""Distributed LightGBM uplift learners (T and X) and helpers to load what ``train`` saved.
+"""Distributed LightGBM uplift learners as pyspark.ml citizens, and helpers to load what ``train`` saved.
 
-Other stages load models through the manifest written by ``pipelines/train.py``::
+Each learner is an Estimator/Model pair registered in :mod:`.registry` (``t``: :class:`TLearner` /
+:class:`TLearnerModel`, ``x``: :class:`XLearner` / :class:`XLearnerModel`); models share the base
+:class:`UpliftModel`. Both sides save and load on any Hadoop path::
+
+    model = TLearner(outcomeCol="conversion", treatmentArms=["email"], featureCols=[...]).fit(df)
+    model.write().overwrite().save("abfss://.../t/conversion")
+    model = TLearnerModel.load("abfss://.../t/conversion")   # or UpliftModel.load: any learner
+
+Other stages load models through the run's manifest (:mod:`.manifest`)::
 
     from uplift_spark.learners import load_manifest, load_models
-    manifest = load_manifest(ctx.model_dir)
     for entry, model in load_models(ctx.model_dir, learner="x", outcome="conversion"):
         scored = model.transform(population)   # adds uplift_<slug(arm)> per treatment arm
 """
 
 from __future__ import annotations
 
-import json
-import os
-from typing import List, Optional, Tuple
-
-from ..errors import ModelError
-from .base import UpliftModel
+from .base import UpliftLearner
 from .features import FeatureEncoding, fit_encoding
-from .persistence import load_uplift_model, save_uplift_model
-from .t_learner import TLearner
-from .trainers import BarrierTrainer, SynapseMLTrainer, lightgbm_params, make_trainer, resolve_backend
-from .x_learner import XLearner
+from .manifest import MANIFEST, load_entry, load_manifest, load_models, write_manifest
+from .models import UpliftModel, load_uplift_model, save_uplift_model
+from .params import UpliftParams
+from .registry import learner_class, learner_names, model_class, register_learner, registered
+from .t_learner import TLearner, TLearnerModel
+from .trainers import BarrierTrainer, SynapseMLTrainer, lightgbm_params, make_trainer, register_trainer, resolve_backend
+from .x_learner import XLearner, XLearnerModel
 
-MANIFEST = "manifest.json"
-LEARNERS = {"t": TLearner, "x": XLearner}
-
-
-def learner_class(name: str):
-    if name not in LEARNERS:
-        raise ModelError(f"unknown learner {name!r} (expected one of {sorted(LEARNERS)})")
-    return LEARNERS[name]
-
-
-def load_manifest(model_dir: str) -> dict:
-    """The manifest of a training run: model_version, arms, features and one entry per saved model."""
-    path = os.path.join(model_dir, MANIFEST)
-    if not os.path.isfile(path):
-        raise ModelError(f"no {MANIFEST} in {model_dir}: run the train stage first")
-    with open(path, "r", encoding="utf-8") as fh:
-        return json.load(fh)
-
-
-def load_models(model_dir: str, learner: Optional[str] = None,
-                outcome: Optional[str] = None) -> List[Tuple[dict, UpliftModel]]:
-    """``[(manifest entry, model)]`` for the saved models matching ``learner``/``outcome`` (None = all)."""
-    manifest = load_manifest(model_dir)
-    out = []
-    for entry in manifest["models"]:
-        if learner is not None and entry["learner"] != learner:
-            continue
-        if outcome is not None and entry["outcome"] != outcome:
-            continue
-        out.append((entry, load_uplift_model(os.path.join(model_dir, entry["path"]))))
-    if not out:
-        have = [(e["learner"], e["outcome"]) for e in manifest["models"]]
-        raise ModelError(f"no saved model for learner={learner!r} outcome={outcome!r} in {model_dir} (have {have})")
-    return out
-
+# name -> Estimator class, kept for callers of the former module-level dict
+LEARNERS = {name: pair[0] for name, pair in registered().items()}
 
 __all__ = [
-    "TLearner", "XLearner", "UpliftModel", "FeatureEncoding", "fit_encoding", "load_uplift_model",
-    "save_uplift_model", "load_manifest", "load_models", "learner_class", "make_trainer", "resolve_backend",
-    "SynapseMLTrainer", "BarrierTrainer", "lightgbm_params", "MANIFEST", "LEARNERS",
+    "TLearner", "TLearnerModel", "XLearner", "XLearnerModel", "UpliftLearner", "UpliftModel", "UpliftParams",
+    "FeatureEncoding", "fit_encoding", "load_uplift_model", "save_uplift_model", "load_manifest", "load_models",
+    "load_entry", "write_manifest", "learner_class", "model_class", "learner_names", "register_learner",
+    "make_trainer", "register_trainer", "resolve_backend", "SynapseMLTrainer", "BarrierTrainer", "lightgbm_params",
+    "MANIFEST", "LEARNERS",
 ]

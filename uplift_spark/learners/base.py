@@ -1,27 +1,28 @@
-"""pyspark.ml-style uplift estimators (Params with getters/setters) and the fitted :class:`UpliftModel`.
+"""The estimator side shared by every learner: :class:`UpliftLearner` (a pyspark.ml ``Estimator``).
 
-A learner fits LightGBM boosters on Spark (SynapseML or the barrier trainer) and returns an
-``UpliftModel`` whose ``transform`` adds one double column ``uplift_<slug(arm)>`` per treatment arm.
-Boosters are kept as LightGBM model text, so a model saves as text + JSON and scores anywhere PyPI
-``lightgbm`` runs.
+A learner fits LightGBM boosters on Spark (through a trainer backend, :mod:`.trainers`) and returns
+its own Model class (a subclass of :class:`~uplift_spark.learners.models.UpliftModel`, looked up in
+:mod:`.registry`). Estimators save their Params (``write().save(path)``, ``TLearner.load(path)``).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 from pyspark import keyword_only
-from pyspark.ml import Estimator, Model
-from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml import Estimator
+from pyspark.ml.util import MLReadable, MLWritable
 
-from ..config import DataConfig, LightGBMConfig, ModelConfig, config_from_dict, to_dict
+from ..config import DataConfig, LightGBMConfig, ModelConfig
 from ..errors import DataError, ModelError
 from ..logs import get_logger
-from ..schemas import slug, uplift_column
+from ..schemas import slug
 from .features import FeatureEncoding, fit_encoding
-from .scoring import combine_uplift, score_boosters
+from .params import UpliftParams
+from .persistence import FolderReader, FolderWriter, write_folder
+from .registry import model_class
 from .frames import BINARY, REGRESSION
 from .trainers import make_trainer
 
@@ -33,80 +34,10 @@ _VALID = "__uplift_valid"
 _TREATED = "__uplift_is_treated"
 
 
-def _cap(name: str) -> str:
-    return name[0].upper() + name[1:]
-
-
-class _UpliftParams(Params):
-    """Shared Params of the T- and X-learner (names follow pyspark.ml conventions)."""
-
-    outcomeCol = Param(Params._dummy(), "outcomeCol", "outcome column (binary 0/1 or continuous)",
-                       typeConverter=TypeConverters.toString)
-    outcomeType = Param(Params._dummy(), "outcomeType", "binary (classifier) or continuous (regressor)",
-                        typeConverter=TypeConverters.toString)
-    armCol = Param(Params._dummy(), "armCol", "column holding the assigned arm", typeConverter=TypeConverters.toString)
-    controlArm = Param(Params._dummy(), "controlArm", "the control arm", typeConverter=TypeConverters.toString)
-    treatmentArms = Param(Params._dummy(), "treatmentArms", "treatment arms (one uplift column each)",
-                          typeConverter=TypeConverters.toListString)
-    featureCols = Param(Params._dummy(), "featureCols", "feature columns", typeConverter=TypeConverters.toListString)
-    categoricalCols = Param(Params._dummy(), "categoricalCols", "categorical feature columns",
-                            typeConverter=TypeConverters.toListString)
-    validationCol = Param(Params._dummy(), "validationCol",
-                          "boolean column: true rows are the early-stopping validation set ('' = none)",
-                          typeConverter=TypeConverters.toString)
-    backend = Param(Params._dummy(), "backend", "auto, synapseml or barrier", typeConverter=TypeConverters.toString)
-    lightgbmParams = Param(Params._dummy(), "lightgbmParams", "LightGBMConfig as a JSON string",
-                           typeConverter=TypeConverters.toString)
-    propensity = Param(Params._dummy(), "propensity", "known or estimate", typeConverter=TypeConverters.toString)
-    propensityClip = Param(Params._dummy(), "propensityClip", "clip propensities to [eps, 1-eps]",
-                           typeConverter=TypeConverters.toFloat)
-    propensityPrefix = Param(Params._dummy(), "propensityPrefix",
-                             "known propensity columns are <prefix>_<slug(arm)> ('' = none)",
-                             typeConverter=TypeConverters.toString)
-    allocation = Param(Params._dummy(), "allocation", "design allocation per arm as a JSON object ('' = none)",
-                       typeConverter=TypeConverters.toString)
-    maxCategories = Param(Params._dummy(), "maxCategories", "codes kept per categorical feature",
-                          typeConverter=TypeConverters.toInt)
-
-    _PARAM_NAMES = ("outcomeCol", "outcomeType", "armCol", "controlArm", "treatmentArms", "featureCols",
-                    "categoricalCols", "validationCol", "backend", "lightgbmParams", "propensity",
-                    "propensityClip", "propensityPrefix", "allocation", "maxCategories")
-
-    def __init__(self):
-        super().__init__()
-        self._setDefault(outcomeCol="conversion", outcomeType="binary", armCol="arm", controlArm="control",
-                         treatmentArms=[], featureCols=[], categoricalCols=[], validationCol="", backend="auto",
-                         lightgbmParams=json.dumps(to_dict(LightGBMConfig())), propensity="known",
-                         propensityClip=0.01, propensityPrefix="", allocation="", maxCategories=200)
-
-    def getLightGBMConfig(self) -> LightGBMConfig:
-        raw = json.loads(self.getOrDefault(self.lightgbmParams))
-        return config_from_dict({"model": {"lightgbm": raw}}).model.lightgbm
-
-    def setLightGBMConfig(self, cfg: LightGBMConfig):
-        return self._set(lightgbmParams=json.dumps(to_dict(cfg)))
-
-
-def _add_accessors(cls):
-    for name in _UpliftParams._PARAM_NAMES:
-        def getter(self, _n=name):
-            return self.getOrDefault(getattr(self, _n))
-
-        def setter(self, value, _n=name):
-            return self._set(**{_n: value})
-
-        getter.__doc__ = f"Gets the value of {name} or its default value."
-        setter.__doc__ = f"Sets the value of :py:attr:`{name}`."
-        setattr(cls, "get" + _cap(name), getter)
-        setattr(cls, "set" + _cap(name), setter)
-    return cls
-
-
-_add_accessors(_UpliftParams)
-
-
-class _UpliftLearner(Estimator, _UpliftParams):
-    """Common fit logic; subclasses decide which boosters to train."""
+class UpliftLearner(Estimator, UpliftParams, MLWritable, MLReadable):
+    """Common fit logic of every learner; a subclass decides which boosters to train
+    (:meth:`_train_boosters`) and registers its Model class (``registry.register_learner``), which
+    ``fit`` returns."""
 
     learner = "abstract"
 
@@ -123,7 +54,7 @@ class _UpliftLearner(Estimator, _UpliftParams):
 
     @classmethod
     def from_config(cls, data: DataConfig, model: ModelConfig, outcome: Optional[str] = None,
-                    validation_col: str = "", treatment_arms: Sequence[str] = ()) -> "_UpliftLearner":
+                    validation_col: str = "", treatment_arms: Sequence[str] = ()) -> "UpliftLearner":
         """A learner for one outcome from the typed ``data`` and ``model`` config sections."""
         name = outcome or data.main_outcome
         spec = data.outcome(name)
@@ -257,15 +188,15 @@ class _UpliftLearner(Estimator, _UpliftParams):
         finally:
             for frame in frames.values():
                 frame.unpersist()
-        model = UpliftModel(
-            learner=self.learner, outcome=self.getOutcomeCol(), outcome_type=self.getOutcomeType(),
+        model = model_class(self.learner)(
+            outcome=self.getOutcomeCol(), outcome_type=self.getOutcomeType(),
             control_arm=self.getControlArm(), treatment_arms=list(self.getTreatmentArms()), encoding=enc,
             boosters=boosters, propensity=propensity,
             training={"fingerprint": fingerprint, "backend": trainer.backend,
                       "tasks": {arm: f.n_tasks for arm, f in frames.items()},
                       "repartitioned": {arm: f.repartitioned for arm, f in frames.items()},
                       "seconds": round(time.perf_counter() - started, 2)},
-            params={n: self.getOrDefault(getattr(self, n)) for n in self._PARAM_NAMES},
+            params=self.paramValues(),
         )
         log.info("%s-learner on %r fitted: %d boosters with %s in %.1fs", self.learner, self.getOutcomeCol(),
                  len(boosters), trainer.backend, time.perf_counter() - started)
@@ -301,112 +232,42 @@ class _UpliftLearner(Estimator, _UpliftParams):
         return boosters
 
     def _train_boosters(self, frames, enc, trainer) -> Dict[str, str]:
-        """Boosters from per-arm :class:`~uplift_spark.learners.trainers.TrainingFrame` s (cached)."""
+        """Boosters ``{key: LightGBM text}`` from per-arm :class:`~uplift_spark.learners.frames.TrainingFrame` s
+        (cached); keys are what the Model's ``combine`` reads (``mu_<slug(arm)>``, ...)."""
         raise NotImplementedError
 
-
-class UpliftModel(Model):
-    """A fitted T- or X-learner: boosters as LightGBM text, feature encoding, propensity settings."""
-
-    def __init__(self, learner: str, outcome: str, outcome_type: str, control_arm: str,
-                 treatment_arms: List[str], encoding: FeatureEncoding, boosters: Mapping[str, str],
-                 propensity: Mapping, training: Optional[Mapping] = None, params: Optional[Mapping] = None):
-        super().__init__()
-        self.learner = learner
-        self.outcome = outcome
-        self.outcome_type = outcome_type
-        self.control_arm = control_arm
-        self.treatment_arms = list(treatment_arms)
-        self.encoding = encoding
-        self.boosters = dict(boosters)
-        self.propensity = dict(propensity)
-        self.training = dict(training or {})
-        self.learner_params = dict(params or {})
-
-    @property
-    def features(self) -> List[str]:
-        return list(self.encoding.features)
-
-    @property
-    def uplift_columns(self) -> Dict[str, str]:
-        return {arm: uplift_column(arm) for arm in self.treatment_arms}
-
-    def spec(self) -> dict:
-        """What the scoring function needs (JSON-able; also written into metadata.json)."""
-        return {
-            "learner": self.learner, "control_key": slug(self.control_arm),
-            "arm_keys": {arm: slug(arm) for arm in self.treatment_arms}, "propensity": self.propensity,
-        }
-
-    def _extra_columns(self, df) -> List[str]:
-        p = self.propensity
-        if self.learner == "x" and p.get("mode") == "columns":
-            cols = list(p["columns"].values()) + [p["control_column"]]
-            if all(c in df.columns for c in cols):
-                return cols
-        return []
-
-    def _transform(self, dataset):
-        spec = self.spec()
-        extra = self._extra_columns(dataset)
-        enc_cols = self.encoding.encoded_columns
-        with_enc = dataset.select("*", *self.encoding.encoded_exprs(dataset))
-        outputs = {}
-        for arm, col in self.uplift_columns.items():
-            def build(preds, extra_arrays, n, _arm=arm):
-                return combine_uplift(spec, preds, extra_arrays, n)[_arm]
-            outputs[col] = build
-        for col in outputs:
-            if col in dataset.columns:
-                raise DataError(f"input already has a column {col!r}: drop it before scoring")
-        scored, _ = score_boosters(with_enc, enc_cols, self.boosters, outputs, extra)
-        return scored.drop(*enc_cols)
-
-    def predict_arrays(self, x) -> Dict[str, "object"]:
-        """Uplift per arm for an already encoded numpy matrix (driver-side checks and small references)."""
-        import numpy as np
-
-        from .scoring import predict_matrix
-
-        memo = {}
-
-        def preds(key):
-            if key not in memo:
-                memo[key] = predict_matrix(self.boosters[key], np.asarray(x, dtype=np.float64))
-            return memo[key]
-
-        return combine_uplift(self.spec(), preds, {}, len(x))
-
-    def feature_importance(self) -> List[dict]:
-        """Gain per feature for every booster (small: boosters × features rows)."""
-        from .scoring import booster
-
-        rows = []
-        for key, text in sorted(self.boosters.items()):
-            kind, arm_key = key.split("_", 1)
-            arm = next((a for a in [self.control_arm, *self.treatment_arms] if slug(a) == arm_key), arm_key)
-            gains = booster(text).feature_importance(importance_type="gain")
-            total = float(sum(gains)) or 1.0
-            for feat, g in zip(self.features, gains):
-                rows.append({"learner": self.learner, "outcome": self.outcome, "arm": arm, "model": key,
-                             "feature": feat, "gain": float(g), "gain_share": float(g) / total})
-        return rows
-
-    def save(self, path: str, overwrite: bool = True) -> str:
-        from .persistence import save_uplift_model
-
-        return save_uplift_model(self, path, overwrite=overwrite)
+    # -------------------------------------------------------------------- persistence (params only)
+    def write(self) -> FolderWriter:
+        return FolderWriter(self)
 
     @classmethod
-    def load(cls, path: str) -> "UpliftModel":
-        from .persistence import load_uplift_model
+    def read(cls) -> FolderReader:
+        return FolderReader(cls)
 
-        return load_uplift_model(path)
+    def _save_folder(self, path: str, overwrite: bool) -> str:
+        meta = {"kind": "estimator", "class": type(self).__name__, "learner": self.learner, "uid": self.uid,
+                "params": {p.name: v for p, v in self._paramMap.items()}}
+        return write_folder(path, meta, {}, overwrite)
 
-    def copy(self, extra=None):
-        that = UpliftModel(self.learner, self.outcome, self.outcome_type, self.control_arm, self.treatment_arms,
-                           self.encoding, self.boosters, self.propensity, self.training, self.learner_params)
-        return that
+    @classmethod
+    def _from_folder(cls, path: str, meta: dict, texts) -> "UpliftLearner":
+        from .registry import learner_class
+
+        if meta.get("kind") != "estimator":
+            raise ModelError(f"folder {path} holds a {meta.get('kind', 'model')!r}, not a saved learner")
+        target = learner_class(meta.get("learner"))
+        if cls is not UpliftLearner and not issubclass(target, cls):
+            raise ModelError(f"folder {path} holds a {target.__name__}, not a {cls.__name__}")
+        est = target()
+        unknown = sorted(set(meta.get("params") or {}) - set(cls.PARAM_NAMES))
+        if unknown:
+            raise ModelError(f"folder {path}: unknown learner param {unknown[0]!r}")
+        est._set(**(meta.get("params") or {}))
+        if meta.get("uid"):
+            est._resetUid(meta["uid"])
+        return est
 
 
-__all__ = ["UpliftModel"]
+_UpliftLearner = UpliftLearner
+
+__all__ = ["UpliftLearner"]

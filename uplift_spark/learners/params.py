@@ -1,5 +1,8 @@
 """The Params every uplift learner shares, with explicit typed getters and setters (as pyspark.ml
-declares its own), so IDEs and type checkers see them. Estimators and models both mix this in.
+declares its own), so IDEs and type checkers see them. Models mix in :class:`UpliftModelParams` (the
+columns and arms they were fitted on); estimators mix in :class:`UpliftParams` (those plus training
+settings). A model's training settings live in ``model.learner_params``: its ``propensity`` attribute
+is the fitted propensity spec, not the Param.
 """
 
 from __future__ import annotations
@@ -11,62 +14,37 @@ from pyspark.ml.param import Param, Params, TypeConverters
 
 from ..config import LightGBMConfig, config_from_dict, to_dict
 
-P = TypeVar("P", bound="UpliftParams")
+P = TypeVar("P", bound="UpliftModelParams")
 
 
-class UpliftParams(Params):
-    """Shared Params of the uplift learners (names follow pyspark.ml conventions)."""
+class UpliftModelParams(Params):
+    """Params a fitted model shares with its estimator: which columns and arms it was fitted on."""
 
-    outcomeCol: "Param[str]" = Param(Params._dummy(), "outcomeCol", "outcome column (binary 0/1 or continuous)",
-                              typeConverter=TypeConverters.toString)
-    outcomeType: "Param[str]" = Param(Params._dummy(), "outcomeType", "binary (classifier) or continuous (regressor)",
-                              typeConverter=TypeConverters.toString)
-    armCol: "Param[str]" = Param(Params._dummy(), "armCol", "column holding the assigned arm",
-                              typeConverter=TypeConverters.toString)
-    controlArm: "Param[str]" = Param(Params._dummy(), "controlArm", "the control arm",
-                              typeConverter=TypeConverters.toString)
-    treatmentArms: "Param[List[str]]" = Param(Params._dummy(), "treatmentArms", "treatment arms (one uplift column each)",
-                              typeConverter=TypeConverters.toListString)
-    featureCols: "Param[List[str]]" = Param(Params._dummy(), "featureCols", "feature columns",
-                              typeConverter=TypeConverters.toListString)
-    categoricalCols: "Param[List[str]]" = Param(Params._dummy(), "categoricalCols", "categorical feature columns",
-                              typeConverter=TypeConverters.toListString)
-    validationCol: "Param[str]" = Param(Params._dummy(), "validationCol", "boolean column: true rows are the early-stopping validation set ('' = none)",
-                              typeConverter=TypeConverters.toString)
-    backend: "Param[str]" = Param(Params._dummy(), "backend", "auto, synapseml or barrier (or a registered trainer backend)",
-                              typeConverter=TypeConverters.toString)
-    lightgbmParams: "Param[str]" = Param(Params._dummy(), "lightgbmParams", "LightGBMConfig as a JSON string",
-                              typeConverter=TypeConverters.toString)
-    propensity: "Param[str]" = Param(Params._dummy(), "propensity", "known or estimate",
-                              typeConverter=TypeConverters.toString)
-    propensityClip: "Param[float]" = Param(Params._dummy(), "propensityClip", "clip propensities to [eps, 1-eps]",
-                              typeConverter=TypeConverters.toFloat)
-    propensityPrefix: "Param[str]" = Param(Params._dummy(), "propensityPrefix", "known propensity columns are <prefix>_<slug(arm)> ('' = none)",
-                              typeConverter=TypeConverters.toString)
-    allocation: "Param[str]" = Param(Params._dummy(), "allocation", "design allocation per arm as a JSON object ('' = none)",
-                              typeConverter=TypeConverters.toString)
-    maxCategories: "Param[int]" = Param(Params._dummy(), "maxCategories", "codes kept per categorical feature",
-                              typeConverter=TypeConverters.toInt)
+    outcomeCol: "Param[str]" = Param(Params._dummy(), "outcomeCol",
+        "outcome column (binary 0/1 or continuous)", typeConverter=TypeConverters.toString)
+    outcomeType: "Param[str]" = Param(Params._dummy(), "outcomeType",
+        "binary (classifier) or continuous (regressor)", typeConverter=TypeConverters.toString)
+    armCol: "Param[str]" = Param(Params._dummy(), "armCol",
+        "column holding the assigned arm", typeConverter=TypeConverters.toString)
+    controlArm: "Param[str]" = Param(Params._dummy(), "controlArm",
+        "the control arm", typeConverter=TypeConverters.toString)
+    treatmentArms: "Param[List[str]]" = Param(Params._dummy(), "treatmentArms",
+        "treatment arms (one uplift column each)", typeConverter=TypeConverters.toListString)
+    featureCols: "Param[List[str]]" = Param(Params._dummy(), "featureCols",
+        "feature columns", typeConverter=TypeConverters.toListString)
+    categoricalCols: "Param[List[str]]" = Param(Params._dummy(), "categoricalCols",
+        "categorical feature columns", typeConverter=TypeConverters.toListString)
 
-    PARAM_NAMES = ("outcomeCol", "outcomeType", "armCol", "controlArm", "treatmentArms", "featureCols", "categoricalCols", "validationCol", "backend", "lightgbmParams", "propensity", "propensityClip", "propensityPrefix", "allocation", "maxCategories")
+    PARAM_NAMES = ("outcomeCol", "outcomeType", "armCol", "controlArm", "treatmentArms", "featureCols",
+                   "categoricalCols")
 
     def __init__(self) -> None:
         super().__init__()
         self._setDefault(outcomeCol="conversion", outcomeType="binary", armCol="arm", controlArm="control",
-                         treatmentArms=[], featureCols=[], categoricalCols=[], validationCol="", backend="auto",
-                         lightgbmParams=json.dumps(to_dict(LightGBMConfig())), propensity="known",
-                         propensityClip=0.01, propensityPrefix="", allocation="", maxCategories=200)
-
-    def getLightGBMConfig(self) -> LightGBMConfig:
-        """The ``lightgbmParams`` JSON as a typed :class:`LightGBMConfig`."""
-        raw = json.loads(self.getOrDefault(self.lightgbmParams))
-        return config_from_dict({"model": {"lightgbm": raw}}).model.lightgbm
-
-    def setLightGBMConfig(self: P, cfg: LightGBMConfig) -> P:
-        return self._set(lightgbmParams=json.dumps(to_dict(cfg)))
+                         treatmentArms=[], featureCols=[], categoricalCols=[])
 
     def paramValues(self) -> dict:
-        """Every shared Param's value (or default), JSON-able: what a saved model records."""
+        """Every Param's value (or default) by name, JSON-able: what a saved model records."""
         return {n: self.getOrDefault(getattr(self, n)) for n in self.PARAM_NAMES}
 
     def getOutcomeCol(self) -> str:
@@ -124,6 +102,47 @@ class UpliftParams(Params):
     def setCategoricalCols(self: P, value: List[str]) -> P:
         """Sets the value of :py:attr:`categoricalCols`."""
         return self._set(categoricalCols=value)
+
+
+class UpliftParams(UpliftModelParams):
+    """All Params of an uplift learner (estimator): the model's plus how to train (names follow
+    pyspark.ml conventions)."""
+
+    validationCol: "Param[str]" = Param(Params._dummy(), "validationCol",
+        "boolean column: true rows are the early-stopping validation set ('' = none)",
+        typeConverter=TypeConverters.toString)
+    backend: "Param[str]" = Param(Params._dummy(), "backend",
+        "auto, synapseml or barrier (or a registered trainer backend)", typeConverter=TypeConverters.toString)
+    lightgbmParams: "Param[str]" = Param(Params._dummy(), "lightgbmParams",
+        "LightGBMConfig as a JSON string", typeConverter=TypeConverters.toString)
+    propensity: "Param[str]" = Param(Params._dummy(), "propensity",
+        "known or estimate", typeConverter=TypeConverters.toString)
+    propensityClip: "Param[float]" = Param(Params._dummy(), "propensityClip",
+        "clip propensities to [eps, 1-eps]", typeConverter=TypeConverters.toFloat)
+    propensityPrefix: "Param[str]" = Param(Params._dummy(), "propensityPrefix",
+        "known propensity columns are <prefix>_<slug(arm)> ('' = none)", typeConverter=TypeConverters.toString)
+    allocation: "Param[str]" = Param(Params._dummy(), "allocation",
+        "design allocation per arm as a JSON object ('' = none)", typeConverter=TypeConverters.toString)
+    maxCategories: "Param[int]" = Param(Params._dummy(), "maxCategories",
+        "codes kept per categorical feature", typeConverter=TypeConverters.toInt)
+
+    PARAM_NAMES = UpliftModelParams.PARAM_NAMES + (
+        "validationCol", "backend", "lightgbmParams", "propensity", "propensityClip", "propensityPrefix",
+        "allocation", "maxCategories")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._setDefault(validationCol="", backend="auto",
+                         lightgbmParams=json.dumps(to_dict(LightGBMConfig())), propensity="known",
+                         propensityClip=0.01, propensityPrefix="", allocation="", maxCategories=200)
+
+    def getLightGBMConfig(self) -> LightGBMConfig:
+        """The ``lightgbmParams`` JSON as a typed :class:`LightGBMConfig`."""
+        raw = json.loads(self.getOrDefault(self.lightgbmParams))
+        return config_from_dict({"model": {"lightgbm": raw}}).model.lightgbm
+
+    def setLightGBMConfig(self: P, cfg: LightGBMConfig) -> P:
+        return self._set(lightgbmParams=json.dumps(to_dict(cfg)))
 
     def getValidationCol(self) -> str:
         """Gets the value of :py:attr:`validationCol` or its default value."""
@@ -190,4 +209,4 @@ class UpliftParams(Params):
         return self._set(maxCategories=value)
 
 
-__all__ = ["UpliftParams"]
+__all__ = ["UpliftModelParams", "UpliftParams"]

@@ -34,37 +34,6 @@ def predict_matrix(model_str: str, x: np.ndarray) -> np.ndarray:
     return np.asarray(booster(model_str).predict(x, num_threads=1), dtype=np.float64)
 
 
-def combine_uplift(spec: Mapping, preds: Callable[[str], np.ndarray], extra: Mapping[str, np.ndarray],
-                   n: int) -> Dict[str, np.ndarray]:
-    """Per-arm uplift from booster outputs, following the learner recorded in ``spec``.
-
-    T: τ_k = μ_k − μ_0.  X: τ_k = e_k·τ0_k + (1 − e_k)·τ1_k with e_k the clipped propensity of arm k
-    versus control (constant, from per-arm propensity columns, or from a propensity booster).
-    """
-    out: Dict[str, np.ndarray] = {}
-    control = spec["control_key"]
-    clip = float(spec["propensity"].get("clip", 0.0))
-    for arm, key in spec["arm_keys"].items():
-        if spec["learner"] == "t":
-            out[arm] = preds(f"mu_{key}") - preds(f"mu_{control}")
-            continue
-        prop = spec["propensity"]
-        mode = prop["mode"]
-        if mode == "estimate":
-            e = preds(f"prop_{key}")
-        elif mode == "columns" and prop["columns"][arm] in extra and prop["control_column"] in extra:
-            p_k = extra[prop["columns"][arm]]
-            p_0 = extra[prop["control_column"]]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                e = p_k / (p_k + p_0)
-            e = np.where(np.isfinite(e), e, float(prop["constant"][arm]))
-        else:
-            e = np.full(n, float(prop["constant"][arm]))
-        e = np.clip(e, clip, 1.0 - clip)
-        out[arm] = e * preds(f"tau0_{key}") + (1.0 - e) * preds(f"tau1_{key}")
-    return out
-
-
 def score_boosters(df, encoded_cols: Sequence[str], boosters: Mapping[str, str], outputs: Mapping[str, Callable],
                    extra_cols: Sequence[str] = ()):
     """Add one double column per entry of ``outputs``.
@@ -107,4 +76,4 @@ def score_boosters(df, encoded_cols: Sequence[str], boosters: Mapping[str, str],
     return scored.select("*", *[F.col(f"{tmp}.{n}").alias(n) for n in names]).drop(tmp), bc
 
 
-__all__ = ["booster", "predict_matrix", "combine_uplift", "score_boosters", "model_sha"]
+__all__ = ["booster", "predict_matrix", "score_boosters", "model_sha"]

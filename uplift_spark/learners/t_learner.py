@@ -6,15 +6,26 @@ cost K + 1 boosters and every arm's uplift uses the same baseline.
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Mapping
 
-from .base import UpliftModel, _UpliftLearner
+import numpy as np
+
+from .base import UpliftLearner
+from .models import UpliftModel
+from .registry import register_learner
 
 
-class TLearner(_UpliftLearner):
-    """``TLearner(outcomeCol=..., treatmentArms=[...], featureCols=[...]).fit(df)`` → :class:`UpliftModel`."""
+class TLearnerModel(UpliftModel):
+    """Fitted T-learner: boosters ``mu_<slug(arm)>`` for control and every treatment arm."""
 
-    learner = "t"
+    @classmethod
+    def combine(cls, spec: Mapping, preds, extra: Mapping[str, np.ndarray], n: int) -> Dict[str, np.ndarray]:
+        control = spec["control_key"]
+        return {arm: preds(f"mu_{key}") - preds(f"mu_{control}") for arm, key in spec["arm_keys"].items()}
+
+
+class TLearner(UpliftLearner):
+    """``TLearner(outcomeCol=..., treatmentArms=[...], featureCols=[...]).fit(df)`` → :class:`TLearnerModel`."""
 
     def _train_boosters(self, data, enc, trainer) -> Dict[str, str]:
         return self._fit_outcome_models(data, enc, trainer)
@@ -28,4 +39,6 @@ class TLearner(_UpliftLearner):
         return super()._propensity_spec(df, fingerprint, trainer, enc, data)
 
 
-__all__ = ["TLearner", "UpliftModel"]
+register_learner("t", TLearner, TLearnerModel)
+
+__all__ = ["TLearner", "TLearnerModel"]

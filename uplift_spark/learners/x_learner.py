@@ -9,23 +9,60 @@ the reason the X-learner beats the T-learner on unbalanced designs.
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, List, Mapping
 
+import numpy as np
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
 from ..schemas import slug
-from .base import _LABEL, _VALID, UpliftModel, _UpliftLearner
-from .scoring import score_boosters
+from .base import _LABEL, _VALID, UpliftLearner
 from .frames import REGRESSION
+from .models import UpliftModel
+from .registry import register_learner
+from .scoring import score_boosters
 
 _IMPUTED = "__uplift_imputed"
 
 
-class XLearner(_UpliftLearner):
-    """``XLearner(outcomeCol=..., treatmentArms=[...], featureCols=[...]).fit(df)`` → :class:`UpliftModel`."""
+class XLearnerModel(UpliftModel):
+    """Fitted X-learner: ``mu_*`` (stage 1), ``tau0_*``/``tau1_*`` (stage 2) and, with
+    ``propensity: estimate``, ``prop_*`` boosters."""
 
-    learner = "x"
+    @classmethod
+    def combine(cls, spec: Mapping, preds, extra: Mapping[str, np.ndarray], n: int) -> Dict[str, np.ndarray]:
+        """τ_k = e_k·τ0_k + (1 − e_k)·τ1_k with e_k the clipped propensity of arm k versus control
+        (constant, from per-arm propensity columns, or from a propensity booster)."""
+        out: Dict[str, np.ndarray] = {}
+        prop = spec["propensity"]
+        clip = float(prop.get("clip", 0.0))
+        for arm, key in spec["arm_keys"].items():
+            mode = prop["mode"]
+            if mode == "estimate":
+                e = preds(f"prop_{key}")
+            elif mode == "columns" and prop["columns"][arm] in extra and prop["control_column"] in extra:
+                p_k = extra[prop["columns"][arm]]
+                p_0 = extra[prop["control_column"]]
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    e = p_k / (p_k + p_0)
+                e = np.where(np.isfinite(e), e, float(prop["constant"][arm]))
+            else:
+                e = np.full(n, float(prop["constant"][arm]))
+            e = np.clip(e, clip, 1.0 - clip)
+            out[arm] = e * preds(f"tau0_{key}") + (1.0 - e) * preds(f"tau1_{key}")
+        return out
+
+    def _extra_columns(self, df) -> List[str]:
+        p = self.propensity
+        if p.get("mode") == "columns":
+            cols = list(p["columns"].values()) + [p["control_column"]]
+            if all(c in df.columns for c in cols):
+                return cols
+        return []
+
+
+class XLearner(UpliftLearner):
+    """``XLearner(outcomeCol=..., treatmentArms=[...], featureCols=[...]).fit(df)`` → :class:`XLearnerModel`."""
 
     def _train_boosters(self, frames, enc, trainer) -> Dict[str, str]:
         boosters = self._fit_outcome_models(frames, enc, trainer)
@@ -71,4 +108,6 @@ def _imputed(key: str) -> str:
     return f"{_IMPUTED}_{key}"
 
 
-__all__ = ["XLearner", "UpliftModel"]
+register_learner("x", XLearner, XLearnerModel)
+
+__all__ = ["XLearner", "XLearnerModel"]

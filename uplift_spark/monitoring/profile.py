@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from datetime import datetime, timezone
 from typing import Dict, List, Mapping, Optional, Sequence
 
 from ..config import MonitoringConfig
 from ..errors import DataError, MonitoringError
+from ..io import fs as hfs
 from .buckets import NULL, OTHER, UNSEEN, bin_index, category_label, count_labels, numeric_label, numeric_vector
 
 PROFILE_FILE = "reference_profile.json"
@@ -316,7 +316,7 @@ def build_policy_profile(decisions_df, summary: Optional[Mapping[str, object]] =
 
 
 def profile_path(model_dir: str) -> str:
-    return os.path.join(model_dir, PROFILE_FILE)
+    return hfs.join(model_dir, PROFILE_FILE)
 
 
 def _json_safe(obj):
@@ -331,27 +331,27 @@ def _json_safe(obj):
 
 def save_profile(profile: Mapping[str, object], model_dir: str) -> str:
     """Write ``<model_dir>/reference_profile.json`` atomically (a reader never sees half a file)."""
-    os.makedirs(model_dir, exist_ok=True)
+    fs = hfs.filesystem(model_dir)  # any Hadoop path: run.model_root may be remote
+    fs.mkdirs(model_dir)
     path = profile_path(model_dir)
     body = dict(_json_safe(profile))
     body.setdefault("version", PROFILE_VERSION)
     tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(body, fh, indent=1, sort_keys=True, allow_nan=False)
-    os.replace(tmp, path)
+    fs.write_text(tmp, json.dumps(body, indent=1, sort_keys=True, allow_nan=False))
+    fs.replace_file(tmp, path)
     return path
 
 
 def load_profile(model_dir: str) -> Dict[str, object]:
     """Read a saved profile; :class:`MonitoringError` names the missing file."""
     path = profile_path(model_dir)
-    if not os.path.isfile(path):
+    fs = hfs.filesystem(path)
+    if not fs.exists(path):
         raise MonitoringError(f"no reference profile at {path}: train the model (or run monitor once) first")
-    with open(path, "r", encoding="utf-8") as fh:
-        try:
-            profile = json.load(fh)
-        except json.JSONDecodeError as exc:
-            raise MonitoringError(f"reference profile {path} is not valid JSON: {exc}") from None
+    try:
+        profile = json.loads(fs.read_text(path))
+    except json.JSONDecodeError as exc:
+        raise MonitoringError(f"reference profile {path} is not valid JSON: {exc}") from None
     if profile.get("version", PROFILE_VERSION) > PROFILE_VERSION:
         raise MonitoringError(f"reference profile {path} has version {profile.get('version')}, "
                               f"this code reads up to {PROFILE_VERSION}")

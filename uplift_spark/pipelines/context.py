@@ -35,6 +35,11 @@ class RunContext:
 
     @property
     def model_dir(self) -> str:
+        """``<run.model_root>/<run_id>`` (any Hadoop path), else ``<output_root>/models/<run_id>``."""
+        if self.cfg.run.model_root:
+            from ..io import fs as hfs
+
+            return hfs.join(hfs.normalize(self.cfg.run.model_root), self.run_id)
         return self.store.path_for("models", self.run_id)
 
     @property

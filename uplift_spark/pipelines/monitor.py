@@ -148,11 +148,9 @@ def _chosen_model(ctx: RunContext, manifest: Optional[dict]) -> Optional[dict]:
 
 def _score(ctx: RunContext, entry: dict, batch_df, arm_names=()):
     """The batch with ``uplift_<arm>`` columns from the saved model, and the arm names they belong to."""
-    from ..learners import load_uplift_model
+    from ..learners import load_entry
 
-    path = entry["path"]
-    folder = path if os.path.isabs(path) else os.path.join(ctx.model_dir, path)
-    model = load_uplift_model(folder)
+    model = load_entry(ctx.model_dir, entry)
     scored = model.transform(batch_df)
     known = getattr(model, "uplift_columns", None)  # {arm: column} on engineer C's models
     if known:

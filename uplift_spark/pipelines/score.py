@@ -111,7 +111,7 @@ def to_long(wide, treatment_arms, outcomes: List[str], policy_arm_list: List[str
 def run(ctx: RunContext, population: Optional[str] = None, **_) -> dict:
     from pyspark.sql import functions as F
 
-    from ..learners import load_manifest, load_uplift_model
+    from ..learners import load_entry, load_manifest
 
     cfg = ctx.cfg
     manifest = load_manifest(ctx.model_dir)
@@ -124,7 +124,7 @@ def run(ctx: RunContext, population: Optional[str] = None, **_) -> dict:
     outcomes += [o for o in cfg.model.outcomes if o not in outcomes and
                  any(e.get("outcome") == o for e in manifest.get("models", []))]
     entries = choose_models(manifest, cfg.policy.learner, outcomes, tuple(cfg.model.learners) or ("t", "x"))
-    models = {o: load_uplift_model(os.path.join(ctx.model_dir, e["path"])) for o, e in entries.items()}
+    models = {o: load_entry(ctx.model_dir, e) for o, e in entries.items()}
     pop = load_population(ctx, population)
     wide = score_population(pop, models, main, cfg.policy, treatment_arms)
     long = to_long(wide, treatment_arms, outcomes, arms)

@@ -7,16 +7,15 @@ score/decide/monitor find the models) and the ``feature_importance`` table.
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import os
 from datetime import datetime, timezone
 from typing import Dict, List, Tuple
 
 from ..config import DataConfig
 from ..errors import DataError, ModelError
 from ..joins import join_customers
-from ..learners import MANIFEST, learner_class
+from ..io import fs as hfs
+from ..learners import learner_class, write_manifest
+from ..learners.persistence import digest_sha256
 from ..logs import get_logger
 from ..schemas import conform
 from .context import RunContext, Stopwatch
@@ -73,20 +72,20 @@ def run(ctx: RunContext, **_ignored) -> Dict[str, object]:
     frame = training_frame(ctx, data, log_df).persist(StorageLevel.MEMORY_AND_DISK)
     entries: List[dict] = []
     importance_rows: List[dict] = []
-    fitted = {}
     try:
         for learner in cfg.model.learners:
             for outcome in outcomes:
                 est = learner_class(learner).from_config(data, cfg.model, outcome=outcome,
                                                          validation_col=VALID_COL, treatment_arms=arms)
                 model = est.fit(frame)
-                rel = os.path.join(learner, outcome)
-                model.save(os.path.join(ctx.model_dir, rel))
+                rel = f"{learner}/{outcome}"
+                folder = hfs.join(ctx.model_dir, learner, outcome)
+                model.write().overwrite().save(folder)
                 entries.append({"learner": learner, "outcome": outcome, "outcome_type": model.outcome_type,
                                 "path": rel, "backend": model.training.get("backend"),
-                                "seconds": model.training.get("seconds")})
+                                "seconds": model.training.get("seconds"),
+                                "digest_sha256": digest_sha256(folder)})
                 importance_rows += model.feature_importance()
-                fitted[(learner, outcome)] = model
                 log.info("trained %s-learner for %s in %.1fs", learner, outcome, watch())
         # --- monitoring reference profile (engineer G): feature distributions of the train rows, saved as
         # <model_dir>/reference_profile.json for `uplift-spark monitor` (monitor rebuilds it if absent).
@@ -104,11 +103,7 @@ def run(ctx: RunContext, **_ignored) -> Dict[str, object]:
         "primary_outcome": data.main_outcome if data.outcomes else outcomes[0],
         "models": entries,
     }
-    os.makedirs(ctx.model_dir, exist_ok=True)
-    tmp = os.path.join(ctx.model_dir, MANIFEST + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(manifest, fh, indent=2, sort_keys=True)
-    os.replace(tmp, os.path.join(ctx.model_dir, MANIFEST))
+    write_manifest(ctx.model_dir, manifest)
 
     importance = ctx.spark.createDataFrame(
         [dict(r, run_id=run_id) for r in importance_rows],
