@@ -370,8 +370,9 @@ def test_score_and_decide_pipelines(spark, tmp_path, monkeypatch):
                    "features": ["x0"], "models": [
                        {"learner": "t", "outcome": "conversion", "outcome_type": "binary", "path": "t_conversion"},
                        {"learner": "t", "outcome": "unsub", "outcome_type": "binary", "path": "t_unsub"}]}, fh)
-    monkeypatch.setattr(learners, "load_uplift_model",
-                        lambda path: FakeModel(os.path.basename(path).split("_")[1], 1.0 if "conv" in path else 0.1))
+    monkeypatch.setattr(learners, "load_entry",
+                        lambda model_dir, entry: FakeModel(entry["path"].split("_")[1],
+                                                           1.0 if "conv" in entry["path"] else 0.1))
 
     s = score_stage.run(ctx)
     assert s["rows"] == 3 * len(pdf) and s["model_version"] == "v1"

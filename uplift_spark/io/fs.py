@@ -14,7 +14,7 @@ import posixpath
 import re
 import shutil
 import uuid
-from typing import List, Optional
+from typing import List
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 
