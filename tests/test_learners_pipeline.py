@@ -6,9 +6,12 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from learner_data import make_rct  # noqa: E402
+
+from uplift_spark.errors import ModelError  # noqa: E402
 
 
 def test_train_and_predict_stages(spark, tmp_path):
@@ -66,4 +69,22 @@ def test_train_and_predict_stages(spark, tmp_path):
         assert np.corrcoef(got[arm], truth[f"true_uplift_revenue_{arm}"])[0, 1] > 0.7
     # idempotent rerun of predict: same row count, no duplicates
     predict.run(ctx)
+    assert ctx.store.read_run("predictions", run_id).count() == 2 * len(pdf)
+
+    # a hand-edited metadata.json (booster of one arm served under another's name) is refused by the
+    # stage before anything is written; so is an edited manifest
+    meta_path = os.path.join(ctx.model_dir, "t", "revenue", "metadata.json")
+    original = open(meta_path, encoding="utf-8").read()
+    with open(meta_path, "w", encoding="utf-8") as fh:
+        fh.write(original.replace('"mu_email_a.txt"', '"mu_email_b.txt"'))
+    with pytest.raises(ModelError, match="metadata.json fails its SHA-256"):
+        predict.run(ctx)
+    with open(meta_path, "w", encoding="utf-8") as fh:
+        fh.write(original)
+    manifest_path = os.path.join(ctx.model_dir, "manifest.json")
+    text = open(manifest_path, encoding="utf-8").read()
+    with open(manifest_path, "w", encoding="utf-8") as fh:
+        fh.write(text.replace('"continuous"', '"binary"'))
+    with pytest.raises(ModelError, match="manifest.json fails its SHA-256"):
+        predict.run(ctx)
     assert ctx.store.read_run("predictions", run_id).count() == 2 * len(pdf)
