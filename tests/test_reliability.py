@@ -74,3 +74,48 @@ def test_commit_retry_is_bounded_and_names_the_table():
 
     with pytest.raises(ValueError):  # anything else is not retried
         with_commit_retry(broken, "scores", "r1", attempts=3, backoff=0.0, sleep=sleeps.append)
+
+
+HILLSTROM_HEADER = ("recency,history_segment,history,mens,womens,zip_code,newbie,channel,segment,visit,"
+                    "conversion,spend")
+
+
+def _hillstrom_rows(n=12):
+    arms = ("Mens E-Mail", "Womens E-Mail", "No E-Mail")
+    return [f"{1 + i % 12},2) $100 - $200,{100 + i}.5,1,0,Urban,{i % 2},Web,{arms[i % 3]},{i % 2},0,0"
+            for i in range(n)]
+
+
+def test_bad_value_in_hillstrom_source_exits_4_with_one_line_naming_the_column(spark, tmp_path, capsys):
+    from uplift_spark.cli import main
+
+    rows = _hillstrom_rows()
+    rows[5] = "abc" + rows[5][rows[5].index(","):]  # "abc" in recency
+    csv = tmp_path / "hillstrom_bad.csv"
+    csv.write_text("\n".join([HILLSTROM_HEADER] + rows) + "\n")
+    conf = tmp_path / "c.yaml"
+    conf.write_text(f"data:\n  source: hillstrom\n  path: {csv}\n"
+                    "  control_arm: No E-Mail\n  treatment_arms: [Mens E-Mail, Womens E-Mail]\n")
+    out = tmp_path / "out"
+    code = main(["ingest", "--conf-file", str(conf), "--output", str(out), "--run-id", "bad-h"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 4
+    assert len(err) == 1 and "recency" in err[0] and "abc" in err[0] and str(csv) in err[0], err
+    assert not (out / "tables" / "experiment_log").exists()
+
+
+def test_typed_csv_reader_flags_short_rows_and_keeps_good_files(spark, tmp_path):
+    from uplift_spark.datasets import load_hillstrom
+    from uplift_spark.errors import DataError
+
+    good = tmp_path / "good.csv"
+    good.write_text("\n".join([HILLSTROM_HEADER] + _hillstrom_rows()) + "\n")
+    df = load_hillstrom(spark, str(good))
+    assert dict(df.dtypes)["recency"] == "int" and dict(df.dtypes)["history"] == "double"
+    assert sorted(r["recency"] for r in df.collect()) == sorted(1 + i % 12 for i in range(12))
+    short = tmp_path / "short.csv"
+    rows = _hillstrom_rows()
+    rows[3] = rows[3].rsplit(",", 2)[0]  # two fields missing
+    short.write_text("\n".join([HILLSTROM_HEADER] + rows) + "\n")
+    with pytest.raises(DataError, match="1 malformed row"):
+        load_hillstrom(spark, str(short))
