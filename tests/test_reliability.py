@@ -3,6 +3,7 @@ one source reader for every user-named input, and CLI misuse."""
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -119,3 +120,46 @@ def test_typed_csv_reader_flags_short_rows_and_keeps_good_files(spark, tmp_path)
     short.write_text("\n".join([HILLSTROM_HEADER] + rows) + "\n")
     with pytest.raises(DataError, match="1 malformed row"):
         load_hillstrom(spark, str(short))
+
+
+def _experiment_csv(path, arms, n_per_arm=30):
+    lines = ["cid,grp,x,y"]
+    for a, arm in enumerate(arms):
+        for i in range(n_per_arm):
+            lines.append(f"{arm[:2]}{i:03d},{arm},{(i * 7 + a) % 10 / 10},{(i + a) % 2}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _gate_conf(tmp_path, csv):
+    conf = tmp_path / f"{csv.stem}.yaml"
+    conf.write_text(f"data:\n  source: csv\n  path: {csv}\n  customer_id: cid\n  arm: grp\n"
+                    "  control_arm: control\n  treatment_arms: [t]\n  features: [x]\n"
+                    "  outcomes: [{name: y}]\nvalidation:\n  min_rows_per_arm: 5\n")
+    return conf
+
+
+def test_stages_after_a_failed_gate_are_refused_and_latest_stays_on_passed_runs(spark, tmp_path, capsys):
+    from uplift_spark.cli import main
+    from uplift_spark.config import load_config
+    from uplift_spark.pipelines.context import INGESTED, latest_run_id
+
+    out = str(tmp_path / "out")
+    bad = _gate_conf(tmp_path, _experiment_csv(tmp_path / "bad.csv", ["control", "t", "SMS"]))
+    cfg = load_config(str(bad), output_root=out)
+    assert main(["ingest", "--conf-file", str(bad), "--output", out, "--run-id", "bad"]) == 0
+    assert latest_run_id(cfg, INGESTED) == "bad" and latest_run_id(cfg) is None
+    assert main(["validate", "--conf-file", str(bad), "--output", out]) == 5  # the ingested run; unknown arm SMS
+    assert latest_run_id(cfg) is None  # a rejected run never becomes the latest
+    capsys.readouterr()
+    assert main(["split", "--conf-file", str(bad), "--output", out]) == 4  # no validated run to default to
+    assert "has not passed 'uplift-spark validate'" in capsys.readouterr().err
+    for stage in ("split", "train", "score"):
+        assert main([stage, "--conf-file", str(bad), "--output", out, "--run-id", "bad"]) == 5
+        err = capsys.readouterr().err
+        assert "failed its validation gate" in err and "unknown_arms" in err and "--skip-validation" in err, err
+    assert main(["run", "--conf-file", str(bad), "--output", out, "--run-id", "bad", "--stages", "split"]) == 5
+    assert main(["split", "--conf-file", str(bad), "--output", out, "--run-id", "never"]) == 5
+    assert "has not been validated" in capsys.readouterr().err
+    assert not os.path.exists(os.path.join(out, "tables", "splits"))
+    assert not os.path.exists(os.path.join(out, "tables", "split_summary"))
