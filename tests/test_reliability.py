@@ -163,3 +163,59 @@ def test_stages_after_a_failed_gate_are_refused_and_latest_stays_on_passed_runs(
     assert "has not been validated" in capsys.readouterr().err
     assert not os.path.exists(os.path.join(out, "tables", "splits"))
     assert not os.path.exists(os.path.join(out, "tables", "split_summary"))
+
+
+def test_one_reader_for_every_user_named_input(spark, tmp_path):
+    """--batch/--outcomes/--population take Delta, Parquet, CSV or a table, with the same DataErrors."""
+    from uplift_spark.config import DataConfig, OutcomeSpec
+    from uplift_spark.errors import DataError
+    from uplift_spark.pipelines.context import RunContext
+    from uplift_spark.pipelines.monitor import _read_source
+    from uplift_spark.pipelines.score import load_population
+
+    cfg = UpliftConfig(data=DataConfig(source="csv", path="x.csv", control_arm="control", treatment_arms=("t",),
+                                       features=("x", "seg"), categorical_features=("seg",),
+                                       outcomes=(OutcomeSpec("y"),))).with_output(str(tmp_path / "out"))
+    ctx = RunContext(spark, cfg, "r1")
+    frame = spark.createDataFrame([("a", 1.5, "p", 1), ("b", 2.5, "q", 0)], "customer_id string, x double, seg string, y int")
+    frame.write.parquet(str(tmp_path / "batch.parquet"))
+    frame.write.format("delta").save(str(tmp_path / "batch_delta"))
+    frame.toPandas().to_csv(tmp_path / "batch.csv", index=False)
+    for name in ("batch.parquet", "batch_delta", "batch.csv"):
+        got = _read_source(ctx, str(tmp_path / name), "monitor --batch")
+        assert sorted((r["customer_id"], r["x"]) for r in got.collect()) == [("a", 1.5), ("b", 2.5)], name
+        pop = load_population(ctx, str(tmp_path / name))
+        assert sorted(r["x"] for r in pop.collect()) == [1.5, 2.5]
+    (tmp_path / "bad.csv").write_text("customer_id,x,seg,y\na,1.5,p,1\nb,oops,q,0\n")
+    with pytest.raises(DataError, match=r"population '.*bad.csv': column 'x' has 1 value\(s\) that are not double"):
+        load_population(ctx, str(tmp_path / "bad.csv"))
+    with pytest.raises(DataError, match="monitor --batch: file or folder not found"):
+        _read_source(ctx, str(tmp_path / "nowhere.parquet"), "monitor --batch")
+    with pytest.raises(DataError, match="neither an existing path nor a table"):
+        load_population(ctx, "no_such_db.no_such_table")
+    (tmp_path / "junk.parquet").write_text("not parquet")
+    with pytest.raises(DataError, match="population '.*junk.parquet': cannot read"):
+        load_population(ctx, str(tmp_path / "junk.parquet")).collect()
+
+
+def test_cli_misuse_exits_64_with_the_subcommand_usage_before_the_jvm(monkeypatch, capsys):
+    import uplift_spark.session as session
+    from uplift_spark.cli import USAGE_EXIT, main
+
+    def no_jvm(*_a, **_k):
+        raise AssertionError("the JVM must not start for a command-line error")
+
+    monkeypatch.setattr(session, "get_spark", no_jvm)
+    assert USAGE_EXIT not in (2, 3, 4, 5, 6, 7, 8, 9, 10)
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--conf-file", "conf/smoke.yaml", "--frobnicate"])
+    assert exit_.value.code == USAGE_EXIT
+    err = capsys.readouterr().err
+    assert "usage: uplift-spark run" in err and "--frobnicate" in err
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--conf-file", "conf/smoke.yaml", "--stages", "ingest,trian"])
+    assert exit_.value.code == USAGE_EXIT
+    assert "unknown stage 'trian'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["split"])  # --conf-file missing
+    assert exit_.value.code == USAGE_EXIT
