@@ -135,7 +135,8 @@ def _gate_conf(tmp_path, csv):
     conf = tmp_path / f"{csv.stem}.yaml"
     conf.write_text(f"data:\n  source: csv\n  path: {csv}\n  customer_id: cid\n  arm: grp\n"
                     "  control_arm: control\n  treatment_arms: [t]\n  features: [x]\n"
-                    "  outcomes: [{name: y}]\nvalidation:\n  min_rows_per_arm: 5\n")
+                    "  outcomes: [{name: y}]\nvalidation:\n  min_rows_per_arm: 5\n"
+                    "split:\n  min_rows_per_arm: 1\n")  # so the split itself would succeed on this small log
     return conf
 
 
