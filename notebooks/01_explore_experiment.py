@@ -12,8 +12,7 @@ from uplift_spark.errors import ValidationFailed
 from uplift_spark.notebook import notebook_context, show
 from uplift_spark.pipelines import ingest, validate
 
-ctx = notebook_context(globals().get("dbutils"), new_run=True)
-ctx.remember()
+ctx = notebook_context(globals().get("dbutils"), new_run=True)  # validate records it as the latest run
 print("run id:", ctx.run_id)
 
 # COMMAND ----------

@@ -11,7 +11,7 @@ from uplift_spark.cli import main
 from uplift_spark.config import DataConfig, OutcomeSpec, UpliftConfig, config_from_dict, load_config
 from uplift_spark.errors import ConfigError, DataError
 from uplift_spark.pipelines import ingest
-from uplift_spark.pipelines.context import RunContext, latest_run_id
+from uplift_spark.pipelines.context import INGESTED, RunContext, latest_run_id
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HILLSTROM_FACTS = {  # /work/shared/data/README.md
@@ -29,7 +29,7 @@ def test_hillstrom_ingest_from_the_shipped_config(spark, tmp_path, hillstrom_pat
     summary = ingest.run(ctx)
     assert summary["rows"] == 64000
     assert summary["arms"] == {arm: facts[0] for arm, facts in HILLSTROM_FACTS.items()}
-    assert latest_run_id(cfg) == "h1"
+    assert latest_run_id(cfg, INGESTED) == "h1" and latest_run_id(cfg) is None  # LATEST waits for validate
     log = ctx.store.read("experiment_log", run_id="h1")
     assert log.columns[:3] == ["run_id", "customer_id", "arm"]
     assert dict(log.dtypes)["customer_id"] == "string"

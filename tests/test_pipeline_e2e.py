@@ -47,6 +47,13 @@ def test_every_table_is_written(pipeline_run):
     assert first["decisions"] == 8000
 
 
+def test_latest_points_at_the_validated_run(pipeline_run):
+    from uplift_spark.pipelines.context import latest_run_id
+
+    out, _, _ = pipeline_run
+    assert latest_run_id(load_config(SMOKE, output_root=out)) == RUN_ID
+
+
 def test_rerun_with_same_run_id_leaves_no_duplicates(pipeline_run):
     _, first, second = pipeline_run
     assert first == second
@@ -115,3 +122,6 @@ def test_failed_gate_stops_the_run_and_writes_nothing_downstream(spark, tmp_path
     assert any("SMS" in (r["message"] or "") or r["arm"] == "SMS" for r in failed)
     assert not store.exists("splits")
     assert not store.exists("predictions")
+    from uplift_spark.pipelines.context import latest_run_id
+
+    assert latest_run_id(load_config(str(conf), output_root=out)) is None  # a rejected run is never the latest

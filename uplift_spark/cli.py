@@ -15,6 +15,14 @@ from typing import List, Optional
 
 from .errors import UpliftSparkError
 
+# argparse misuse (unknown flag, missing value) exits with this code: distinct from every project
+# error (ConfigError is 2), so a scheduler can tell a wrong command line from a wrong config.
+USAGE_EXIT = 64  # EX_USAGE in sysexits.h
+
+# Stages that need a run which passed ``validate`` (mirrors pipelines.gates.AFTER_VALIDATE, kept here so
+# the command line is checked before any pipeline module or the JVM is loaded).
+GATED = ("split", "train", "predict", "evaluate", "score", "decide", "monitor", "report")
+
 # stage name → (pipelines module, starts a new run when no --run-id is given, help)
 STAGES = {
     "ingest": ("ingest", True, "load the experiment source into the experiment_log Delta table"),
@@ -31,11 +39,21 @@ STAGES = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its own exit code for usage errors."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(USAGE_EXIT, f"{self.prog}: error: {message}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="uplift-spark", description="uplift_spark: uplift modeling for multi-arm experiments on Spark + Delta")
-    sub = parser.add_subparsers(dest="stage", required=True)
+    parser = _Parser(prog="uplift-spark", description="uplift_spark: uplift modeling for multi-arm experiments on Spark + Delta")
+    sub = parser.add_subparsers(dest="stage", required=True, parser_class=_Parser)
+    parser.subcommands = {}
     for name, (_, _, help_text) in STAGES.items():
         p = sub.add_parser(name, help=help_text)
+        parser.subcommands[name] = p
         p.add_argument("--conf-file", required=True, help="YAML config (see conf/)")
         p.add_argument("--output", default=None, help="output root; overrides run.output_root")
         p.add_argument("--run-id", default=None, help="run id; the same id reruns idempotently")
@@ -45,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
         if name == "run":
             p.add_argument("--stages", default=None,
                            help="comma-separated subset to (re)run, e.g. evaluate,report (default: all)")
+        if name in GATED or name == "run":
+            p.add_argument("--skip-validation", action="store_true",
+                           help="experts: run even if this run failed (or never ran) its validation gate")
         if name in ("score", "decide", "run"):
             p.add_argument("--population", default=None, help="population table/path to score")
         if name in ("monitor", "run"):
@@ -79,8 +100,25 @@ def _print_summary(stage: str, summary) -> None:
     print(f"[uplift-spark] {stage} done: " + json.dumps(summary, default=str, sort_keys=True))
 
 
+def _parse(argv: Optional[List[str]]):
+    """Parse; an unknown flag is reported with the usage of its subcommand, not the top-level one."""
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    sub = getattr(parser, "subcommands", {}).get(getattr(args, "stage", None))
+    if extra:
+        (sub or parser).error(f"unrecognized arguments: {' '.join(extra)}")
+    if getattr(args, "stages", None):
+        from .pipelines.run import STAGE_ORDER
+
+        args.stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+        unknown = [s for s in args.stages if s not in STAGE_ORDER]
+        if unknown or not args.stages:
+            sub.error(f"--stages: unknown stage {(unknown or [''])[0]!r}; stages are {', '.join(STAGE_ORDER)}")
+    return args
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parse(argv)
     try:
         if args.stage == "install-jars":
             from .session import install_jars
@@ -107,12 +145,19 @@ def main(argv: Optional[List[str]] = None) -> int:
         from .pipelines.context import RunContext, resolve_run_id
 
         module_name, fresh, _ = STAGES[args.stage]
-        run_id = resolve_run_id(cfg, args.run_id, fresh)
+        skip = bool(getattr(args, "skip_validation", False))
+        run_id = resolve_run_id(cfg, args.run_id, fresh, unvalidated=skip or args.stage == "validate")
         ctx = RunContext(spark=spark, cfg=cfg, run_id=run_id)
+        if args.stage in GATED and not skip:
+            from .pipelines.gates import require_validated
+
+            require_validated(ctx)  # before the stage reads or writes anything
         module = importlib.import_module(f".pipelines.{module_name}", __package__)
         extra = {k: getattr(args, k) for k in ("population", "batch", "batch_id", "outcomes") if hasattr(args, k)}
         if getattr(args, "stages", None):
-            extra["stages"] = [s.strip() for s in args.stages.split(",") if s.strip()]
+            extra["stages"] = args.stages
+        if args.stage == "run" and skip:
+            extra["skip_validation"] = True
         summary = module.run(ctx, **{k: v for k, v in extra.items() if v is not None})
         if args.stage != "run":  # the runner prints its own readable summary
             _print_summary(args.stage, summary)

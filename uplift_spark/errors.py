@@ -57,3 +57,9 @@ class MonitoringError(UpliftSparkError):
     """A monitoring batch cannot be compared with the reference profile."""
 
     exit_code = 9
+
+
+class ConcurrentWriteError(UpliftSparkError):
+    """Concurrent runs kept conflicting on one Delta table past the bounded retries; rerun the run id."""
+
+    exit_code = 10

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from ..errors import DataError
+from ..io.sources import read_input
 
 SCHEMA_DDL = (
     "recency INT, history_segment STRING, history DOUBLE, mens INT, womens INT, zip_code STRING, "
@@ -49,14 +50,9 @@ def load_hillstrom(spark, path: str):
 
     if not path or not os.path.exists(path):
         raise DataError(f"Hillstrom file not found: {path!r}")
-    header = spark.read.option("header", "true").csv(path).columns
-    missing = [c for c in COLUMNS if c not in header]
-    if missing:
-        raise DataError(f"Hillstrom file {path}: missing column {missing[0]!r} (have {header})")
-    raw = (
-        spark.read.option("header", "true").option("mode", "FAILFAST").schema(SCHEMA_DDL)
-        .option("enforceSchema", "false").csv(path)
-    )
+    # Text read + checked casts: a bad value ("abc" in recency) is a DataError naming the column,
+    # not a FAILFAST parse error surfacing from the middle of the write.
+    raw = read_input(spark, path, "Hillstrom file", fmt="csv", schema_ddl=SCHEMA_DDL).select(*COLUMNS)
     numbered = with_row_number(raw)
     ids = F.format_string("h%05d", F.col("_row"))
     return numbered.select(

@@ -7,31 +7,15 @@ folder of the YAML file, so the same config works from the project root and from
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Optional
 
 from ..config import DataConfig, SyntheticConfig, UpliftConfig
 from ..errors import ConfigError, DataError
+from ..io.sources import read_input, resolve_path  # noqa: F401  (resolve_path: public here too)
 from .hillstrom import load_hillstrom
 from .synthetic import generate_synthetic, synthetic_data_config
 
 FILE_SOURCES = ("hillstrom", "csv", "parquet", "delta")
-
-
-def resolve_path(path: Optional[str], config_file: Optional[str] = None, what: str = "data.path") -> str:
-    """An existing path: as given (absolute or from the cwd), else next to the config file."""
-    if not path:
-        raise ConfigError(f"{what}: required for this source")
-    expanded = os.path.expanduser(path)
-    if os.path.exists(expanded):
-        return os.path.abspath(expanded)
-    tried = [os.path.abspath(expanded)]
-    if config_file and not os.path.isabs(expanded):
-        beside = os.path.abspath(os.path.join(os.path.dirname(config_file), expanded))
-        if os.path.exists(beside):
-            return beside
-        tried.append(beside)
-    raise DataError(f"{what}: file or folder not found: {path!r} (tried {', '.join(tried)})")
 
 
 def resolve_data_config(cfg: UpliftConfig) -> DataConfig:
@@ -52,21 +36,13 @@ def read_source(spark, data_cfg: DataConfig, synthetic_cfg: Optional[SyntheticCo
     elif source == "table":
         if not data_cfg.path:
             raise ConfigError("data.path: the table name is required for source 'table'")
-        if not spark.catalog.tableExists(data_cfg.path):
-            raise DataError(f"data.path: table {data_cfg.path!r} not found in the metastore")
-        df = spark.table(data_cfg.path)
+        df = read_input(spark, data_cfg.path, "data.path", fmt="table")
     else:
         path = resolve_path(data_cfg.path, config_file)
         if source == "hillstrom":
             df = load_hillstrom(spark, path)
-        elif source == "csv":
-            df = spark.read.option("header", "true").option("inferSchema", "true").csv(path)
-        elif source == "parquet":
-            df = spark.read.parquet(path)
-        elif source == "delta":
-            if not os.path.isdir(os.path.join(path, "_delta_log")):
-                raise DataError(f"data.path: {path} is not a Delta table (no _delta_log folder)")
-            df = spark.read.format("delta").load(path)
+        elif source in ("csv", "parquet", "delta"):
+            df = read_input(spark, path, f"{source} source", fmt=source)
         else:  # pragma: no cover - choices are checked on load
             raise ConfigError(f"data.source: unsupported source {source!r}")
     return apply_rename(df, data_cfg)

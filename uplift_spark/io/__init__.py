@@ -1,4 +1,4 @@
-"""Delta table access: names, locations, idempotent per-run writes."""
+"""Delta table access (names, locations, idempotent per-run writes) and the reader for user-named inputs."""
 
 from .tables import TableStore, TABLES, check_run_id
 

@@ -9,11 +9,13 @@ as ``<database>.<name>``.
 from __future__ import annotations
 
 import os
+import random
 import re
-from typing import Iterable, Mapping, Optional, Sequence
+import time
+from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 from ..config import UpliftConfig
-from ..errors import DataError
+from ..errors import ConcurrentWriteError, DataError
 from ..logs import get_logger
 
 log = get_logger("io")
@@ -33,6 +35,60 @@ def check_run_id(run_id: str, what: str = "run id") -> str:
     if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
         raise DataError(f"invalid {what} {run_id!r}: use letters, digits, '_', '.', '-' (max 128)")
     return run_id
+
+
+# Delta's optimistic-concurrency failures: another writer committed first. Retrying re-reads the new
+# snapshot, so the retried write sees the table as existing and replaces only this run's rows.
+CONFLICTS = (
+    "ConcurrentAppendException", "ConcurrentDeleteReadException", "ConcurrentDeleteDeleteException",
+    "ConcurrentTransactionException", "ConcurrentWriteException", "MetadataChangedException",
+    "ProtocolChangedException", "DeltaConcurrentModificationException", "DELTA_CONCURRENT_",
+    "DELTA_PROTOCOL_CHANGED", "DELTA_METADATA_CHANGED",
+)
+COMMIT_ATTEMPTS = 6
+BACKOFF_SECONDS = 0.5
+
+
+def is_commit_conflict(exc: BaseException) -> bool:
+    """True for Delta's concurrent-modification errors, whether PySpark converted them or not."""
+    seen = 0
+    while exc is not None and seen < 5:
+        if any(name in type(exc).__name__ for name in CONFLICTS):
+            return True
+        java = getattr(exc, "java_exception", None)
+        text = str(java) if java is not None else str(exc).split("\n\tat ", 1)[0]
+        if any(name in text for name in CONFLICTS):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def with_commit_retry(action: Callable[[], object], name: str, run_id: str,
+                      attempts: int = COMMIT_ATTEMPTS, backoff: float = BACKOFF_SECONDS,
+                      sleep: Callable[[float], None] = time.sleep):
+    """Run ``action`` (one Delta commit), retrying Delta commit conflicts with jittered backoff.
+
+    The jitter is seeded by table and run, so concurrent runs spread out while one run's schedule
+    stays reproducible; a conflict that outlasts ``attempts`` becomes a ConcurrentWriteError.
+    """
+    rng = random.Random(f"{name}:{run_id}")
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except Exception as exc:
+            if not is_commit_conflict(exc):
+                raise
+            if attempt == attempts:
+                java = getattr(exc, "java_exception", None)
+                first = (str(java if java is not None else exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                raise ConcurrentWriteError(
+                    f"table {name!r}: concurrent writers kept conflicting for run {run_id!r} after "
+                    f"{attempts} attempts ({first}); rerun this run id") from None
+            delay = backoff * (2 ** (attempt - 1)) * (0.5 + rng.random())
+            log.info("table %s: commit conflict for run %s (attempt %d/%d), retrying in %.2fs",
+                     name, run_id, attempt, attempts, delay)
+            sleep(delay)
+    return None  # pragma: no cover - the loop returns or raises
 
 
 def _sql_literal(value: str) -> str:
@@ -104,26 +160,39 @@ class TableStore:
             [f"run_id = {_sql_literal(run_id)}"] + [f"`{k}` = {_sql_literal(v)}" for k, v in keys.items()]
         )
         loc = self.location(name)
-        writer = df.write.format("delta")
-        if self.exists(name):
-            writer = writer.mode("overwrite").option("replaceWhere", predicate).option("mergeSchema", "true")
-        else:
-            # Delta checks replaceWhere on later writes; on the first write we check rows ourselves
-            # (inside the same job, no extra pass) so a stray run_id can never enter the table.
-            from pyspark.sql import functions as F
 
-            guarded = df.withColumn("run_id", F.when(F.col("run_id") == F.lit(run_id), F.col("run_id")).otherwise(
-                F.raise_error(F.concat(F.lit(f"writing {name!r} for run {run_id!r}: row with run_id "),
-                                       F.coalesce(F.col("run_id"), F.lit("null"))))))
-            writer = guarded.select(*df.columns).write.format("delta").mode("overwrite")
-            if partition_by:
-                writer = writer.partitionBy(*partition_by)
-        if self.metastore:
-            writer.saveAsTable(loc)
-        else:
-            writer.save(loc)
+        def commit():
+            writer = self._writer(df, name, run_id, predicate, partition_by)
+            if self.metastore:
+                writer.saveAsTable(loc)
+            else:
+                writer.save(loc)
+
+        with_commit_retry(commit, name, run_id)
         log.info("wrote %s (%s)", name, predicate.replace("`", ""))
         return loc
+
+    def _writer(self, df, name: str, run_id: str, predicate: str, partition_by: Sequence[str]):
+        """The Delta writer for this attempt: replace the run's rows, or create the table by appending.
+
+        The first write appends rather than overwrites: if another run created the table between our
+        existence check and our commit, an overwrite would silently drop that run's rows, while an
+        append either conflicts (and the retry takes the replaceWhere branch) or adds only ours.
+        """
+        if self.exists(name):
+            return (df.write.format("delta").mode("overwrite").option("replaceWhere", predicate)
+                    .option("mergeSchema", "true"))
+        # Delta checks replaceWhere on later writes; on the first write we check rows ourselves
+        # (inside the same job, no extra pass) so a stray run_id can never enter the table.
+        from pyspark.sql import functions as F
+
+        guarded = df.withColumn("run_id", F.when(F.col("run_id") == F.lit(run_id), F.col("run_id")).otherwise(
+            F.raise_error(F.concat(F.lit(f"writing {name!r} for run {run_id!r}: row with run_id "),
+                                   F.coalesce(F.col("run_id"), F.lit("null"))))))
+        writer = guarded.select(*df.columns).write.format("delta").mode("append")
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        return writer
 
     def delete_run(self, names: Iterable[str], run_id: str) -> None:
         """Remove a run's rows (used when a gate fails after an earlier attempt wrote them)."""
@@ -135,4 +204,4 @@ class TableStore:
                 continue
             loc = self.location(name)
             table = DeltaTable.forName(self.spark, loc) if self.metastore else DeltaTable.forPath(self.spark, loc)
-            table.delete(f"run_id = {_sql_literal(run_id)}")
+            with_commit_retry(lambda: table.delete(f"run_id = {_sql_literal(run_id)}"), name, run_id)

@@ -12,7 +12,7 @@ from ..datasets import describe_source, read_source, resolve_data_config, to_exp
 from ..errors import DataError
 from ..logs import get_logger
 from ..schemas import conform
-from .context import RunContext, Stopwatch
+from .context import INGESTED, RunContext, Stopwatch
 
 log = get_logger("ingest")
 
@@ -31,7 +31,11 @@ def run(ctx: RunContext, **_: object) -> dict:
         raise DataError(f"{where}: the source has no rows (empty table)")
     out = conform(logged.withColumn("run_id", F.lit(ctx.run_id)), TABLE)
     location = ctx.store.write(out, TABLE, ctx.run_id)
-    ctx.remember()
+    # New data for this run: an earlier gate verdict no longer describes it.
+    if ctx.store.exists("validation_report") and \
+            ctx.store.read("validation_report", run_id=ctx.run_id).limit(1).count() > 0:
+        ctx.store.delete_run(["validation_report"], ctx.run_id)
+    ctx.remember(INGESTED)
     counts = {
         r["arm"]: int(r["n"])
         for r in ctx.store.read(TABLE, run_id=ctx.run_id).groupBy("arm").agg(F.count(F.lit(1)).alias("n")).collect()

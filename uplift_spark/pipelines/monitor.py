@@ -1,6 +1,6 @@
 """``uplift-spark monitor``: compare a new batch with the training reference and say when to retrain.
 
-Reads the batch (``--batch`` Delta path or table; default the run's ``oot`` rows of experiment_log, or
+Reads the batch (``--batch``: Delta, Parquet or CSV path, or a table; default the run's ``oot`` rows of experiment_log, or
 its ``test`` rows when there is no out-of-time split), the reference profile in the model folder, the
 saved model, the run's ``decisions`` and, with ``--outcomes``, the campaign outcomes. Writes
 ``drift_features``, ``drift_scores``, ``drift_policy``, ``realized_uplift`` and ``monitoring_alerts``,
@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from typing import Dict, List, Optional, Tuple
 
 from ..errors import DataError, ModelError, MonitoringError
+from ..io.sources import read_input
 from ..joins import join_customers
 from ..logs import get_logger
 from ..monitoring import (
@@ -51,22 +52,13 @@ MONITOR_TABLES = ("drift_features", "drift_scores", "drift_policy", "realized_up
 # ------------------------------------------------------------------------------------------ sources
 
 
-def _read_source(ctx: RunContext, source: str):
-    """A Delta folder, one of our table names (this run's rows), or a metastore table."""
-    spark = ctx.spark
-    if os.path.isdir(source) or "/" in source or source.startswith(("dbfs:", "s3:", "abfss:", "gs:")):
-        if os.path.isdir(source) and not os.path.isdir(os.path.join(source, "_delta_log")):
-            raise DataError(f"monitor: {source} is not a Delta table (no _delta_log)")
-        try:
-            return spark.read.format("delta").load(source)
-        except Exception as exc:
-            raise DataError(f"monitor: cannot read Delta table at {source}: {exc}") from None
+def _read_source(ctx: RunContext, source: str, what: str = "monitor: batch/outcomes"):
+    """One of our table names (this run's rows), else any input :func:`read_input` reads: a Delta,
+    Parquet or CSV path, or a metastore table."""
     if source in TABLE_COLUMNS or source == "experiment_log":
         if ctx.store.exists(source):
             return ctx.store.read(source, run_id=ctx.run_id)
-    if spark.catalog.tableExists(source):
-        return spark.table(source)
-    raise DataError(f"monitor: batch/outcomes source {source!r} is neither a Delta path nor a table")
+    return read_input(ctx.spark, source, what, config_file=ctx.cfg.source_file)
 
 
 def _derived_batch_id(source: str) -> str:
@@ -276,7 +268,7 @@ def run(ctx: RunContext, batch: Optional[str] = None, batch_id: Optional[str] = 
     batch_id = batch_id or mcfg.batch_id
     outcomes = outcomes or mcfg.outcomes
     if batch:
-        batch_df = _read_source(ctx, batch)
+        batch_df = _read_source(ctx, batch, "monitor --batch")
         batch_id = batch_id or _derived_batch_id(batch)
     else:
         batch_df, split = default_batch(ctx)
@@ -366,7 +358,7 @@ def run(ctx: RunContext, batch: Optional[str] = None, batch_id: Optional[str] = 
             if decisions is None:
                 raise MonitoringError(f"monitor: outcomes given but run {ctx.run_id!r} has no decisions for "
                                       f"campaign {campaign_id!r}")
-            out_df = _read_source(ctx, outcomes)
+            out_df = _read_source(ctx, outcomes, "monitor --outcomes")
             specs = {o.name: o.type for o in ctx.cfg.data.outcomes if o.name in out_df.columns}
             if not specs:
                 raise DataError(f"monitor: outcomes {outcomes!r} has none of the outcome columns "

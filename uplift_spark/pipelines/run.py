@@ -10,6 +10,7 @@ from typing import Dict, List, Optional
 from ..errors import ConfigError
 from ..logs import get_logger
 from .context import RunContext, Stopwatch
+from .gates import AFTER_VALIDATE, require_validated
 from .tracking import Tracker
 
 log = get_logger("run")
@@ -23,12 +24,19 @@ STAGE_ORDER = (
 _STAGE_KWARGS = {"score": ("population",), "decide": ("population",), "monitor": ("batch", "batch_id", "outcomes")}
 
 
-def run(ctx: RunContext, stages: Optional[List[str]] = None, **kwargs) -> Dict[str, object]:
-    """Run ``stages`` (default: all) in order; return per-stage summaries and where the outputs are."""
+def run(ctx: RunContext, stages: Optional[List[str]] = None, skip_validation: bool = False,
+        **kwargs) -> Dict[str, object]:
+    """Run ``stages`` (default: all) in order; return per-stage summaries and where the outputs are.
+
+    A subset without ``validate`` (e.g. ``evaluate,report``) needs a run that passed its gate,
+    unless ``skip_validation``.
+    """
     wanted = list(stages or STAGE_ORDER)
     unknown = [s for s in wanted if s not in STAGE_ORDER]
     if unknown:
         raise ConfigError(f"--stages: unknown stage {unknown[0]!r}; stages are {', '.join(STAGE_ORDER)}")
+    if "validate" not in wanted and not skip_validation and any(s in AFTER_VALIDATE for s in wanted):
+        require_validated(ctx)
     total = Stopwatch()
     summaries: Dict[str, object] = {}
     tracker = Tracker(ctx)

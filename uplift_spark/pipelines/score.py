@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Dict, List, Optional
 
 from ..errors import DataError, ModelError
+from ..io.sources import read_input
 from ..logs import get_logger
 from ..policy import add_values, outcome_uplift_column, policy_arms, value_column
 from ..schemas import conform, slug, uplift_column
@@ -23,25 +24,23 @@ from .context import RunContext
 log = get_logger("score")
 
 
+def _numeric_features(ctx: RunContext) -> List[str]:
+    """The contract's numeric features: a text column among them (a CSV with a bad value) is cast and
+    checked, so a malformed value is a DataError naming the column, not a failure inside the model."""
+    from ..datasets import logged_data_config
+
+    data = logged_data_config(ctx.cfg)
+    return [c for c in data.features if c not in set(data.categorical_features)]
+
+
 def load_population(ctx: RunContext, population: Optional[str] = None):
     """The customers to score/decide on, with ``customer_id`` as a string column."""
     source = population or ctx.cfg.policy.population
-    spark = ctx.spark
     if source is None:
         df = ctx.store.read_run("experiment_log", ctx.run_id)
-    elif os.path.isdir(os.path.join(source, "_delta_log")):
-        df = spark.read.format("delta").load(source)
-    elif source.lower().endswith(".csv"):
-        if not os.path.exists(source):
-            raise DataError(f"population file not found: {source}")
-        df = spark.read.option("header", True).option("inferSchema", True).csv(source)
-    elif os.path.exists(source):
-        df = spark.read.parquet(source)
     else:
-        try:
-            df = spark.table(source)
-        except Exception as exc:  # AnalysisException: unknown table
-            raise DataError(f"population {source!r} is neither a path nor a table: {exc}") from None
+        df = read_input(ctx.spark, source, "population", config_file=ctx.cfg.source_file,
+                        numeric=_numeric_features(ctx))
     id_col = ctx.cfg.data.customer_id
     if "customer_id" not in df.columns:
         if id_col not in df.columns:

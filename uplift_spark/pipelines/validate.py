@@ -49,6 +49,7 @@ def run(ctx: RunContext, **_: object) -> dict:
         if cleared:
             log.info("removed run %s rows from %s", ctx.run_id, ", ".join(cleared))
         raise ValidationFailed(failure_message(bad), failures=bad)
+    ctx.remember()  # runs/LATEST only ever names a run that passed its gate
     srm = next((r for r in results if r.check == "srm"), None)
     if srm is not None:
         summary["srm_pvalue"] = srm.metric
