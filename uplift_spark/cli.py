@@ -26,6 +26,8 @@ STAGES = {
     "report": ("report", False, "write the HTML report and PNG plots"),
     "score": ("score", False, "score a population with the saved model into the scores table"),
     "decide": ("decide", False, "choose one action per customer under budget/capacity; decisions table"),
+    "evaluate-policy": ("evaluate_policy", False,
+                        "held-out policy value with CIs vs baselines at equal spend; cost curves"),
     "monitor": ("monitor", False, "feature/score/policy drift, realized uplift, alerts"),
     "run": ("run", True, "the whole pipeline end to end, stopping at the first failed gate"),
 }
@@ -45,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
         if name == "run":
             p.add_argument("--stages", default=None,
                            help="comma-separated subset to (re)run, e.g. evaluate,report (default: all)")
-        if name in ("score", "decide", "run"):
+        if name in ("score", "decide", "evaluate-policy", "run"):
             p.add_argument("--population", default=None, help="population table/path to score")
         if name in ("monitor", "run"):
             p.add_argument("--batch", default=None, help="new batch (Delta path/table) to compare")

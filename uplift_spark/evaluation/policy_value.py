@@ -115,6 +115,19 @@ class Moments:
         u = np.asarray(u, dtype=float)
         return Moments(float(len(u)), u.sum(axis=0), u.T @ u)
 
+    def extend(self, rows: np.ndarray) -> "Moments":
+        """Moments of [z, A z] from those of z: derived columns (linear in z) without another pass.
+
+        ``rows`` is A (r × m, or r × (m+1) with a constant per customer last). Baselines whose scores are fixed mixtures of per-arm scores (random
+        targeting, one arm for a random share) are built this way on the driver."""
+        rows = np.atleast_2d(np.asarray(rows, dtype=float))
+        m = len(self.total) - 1
+        t = np.zeros((m + len(rows) + 1, m + 1))
+        t[:m, :m] = np.eye(m)
+        t[m:m + len(rows), :rows.shape[1]] = rows  # a column m+1 is a constant per customer (via n_g)
+        t[-1, -1] = 1.0
+        return Moments(self.units, t @ self.total, t @ self.cross @ t.T)
+
     def __add__(self, other: "Moments") -> "Moments":
         return Moments(self.units + other.units, self.total + other.total, self.cross + other.cross)
 
