@@ -158,6 +158,12 @@ def _constant_policy_rows(lay, k_arms: int, pi: np.ndarray, benefits, costs) -> 
     return rows
 
 
+def _copy(lay):
+    out = type(lay)()
+    out.index = dict(lay.index)
+    return out
+
+
 def _add_constant_policy(mom: Moments, lay, name: str, pi, k_arms, benefits, costs) -> Moments:
     rows = _constant_policy_rows(lay, k_arms, np.asarray(pi, dtype=float), benefits, costs)
     for col in ("aipw", "ipw", "weight", "cost", *[f"arm_{k}" for k in range(1, k_arms + 1)]):
@@ -354,13 +360,15 @@ def _summarize(run_id, split, mom: Moments, lay, spec: ScoreSpec, grid, share, p
         f = 1.0 if costs[k - 1] <= 0 else min(1.0, spend / costs[k - 1])
         pi = np.zeros(k_arms + 1)
         pi[k], pi[0] = f, 1 - f
-        trial = _add_constant_policy(mom, lay, f"_arm_random_{k}", pi, k_arms, benefits, costs)
-        v = value(trial, lay, f"_arm_random_{k}", "aipw").estimate
+        tl = _copy(lay)
+        trial = _add_constant_policy(mom, tl, f"_arm_random_{k}", pi, k_arms, benefits, costs)
+        v = value(trial, tl, f"_arm_random_{k}", "aipw").estimate
         if best_r is None or v > best_r[0]:
             best_r = (v, k, pi)
         pi_all = np.eye(k_arms + 1)[k]
-        trial = _add_constant_policy(mom, lay, f"_arm_all_{k}", pi_all, k_arms, benefits, costs)
-        v = value(trial, lay, f"_arm_all_{k}", "aipw").estimate
+        tl = _copy(lay)
+        trial = _add_constant_policy(mom, tl, f"_arm_all_{k}", pi_all, k_arms, benefits, costs)
+        v = value(trial, tl, f"_arm_all_{k}", "aipw").estimate
         if best_a is None or v > best_a[0]:
             best_a = (v, k, pi_all)
     baselines = ["nobody", "random"]
