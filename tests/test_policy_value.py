@@ -264,3 +264,21 @@ def test_no_effect_gain_ci_contains_zero():
         r = pv.difference(pv.Moments.from_rows(z), lay, "p", "none", "aipw")
         covered += r.ci_low <= 0.0 <= r.ci_high
     assert covered / draws >= 0.90
+
+
+def test_report_section_states_policy_vs_random():
+    from uplift_spark.report.policy_section import policy_section
+
+    base = dict(split="test", estimator="aipw", se=0.1, customers=1000, scale=0.2, budget=400.0, note="")
+    ev = pd.DataFrame([
+        dict(base, policy="policy", baseline="nobody", metric="gain", estimate=0.5, ci_low=0.3, ci_high=0.7, p_value=1e-6),
+        dict(base, policy="random", baseline="nobody", metric="gain", estimate=0.2, ci_low=0.0, ci_high=0.4, p_value=0.05),
+        dict(base, policy="policy", baseline="random", metric="difference", estimate=0.3, ci_low=0.1, ci_high=0.5,
+             p_value=0.003),
+    ])
+    curves = pd.DataFrame([dict(split="test", policy=p, spend=s, value=v, ci_low=v - 0.1, ci_high=v + 0.1)
+                           for p in ("learner:t", "random") for s, v in ((0.0, 0.0), (0.5, 0.4))])
+    body, figures = policy_section(ev, curves)
+    assert "At a budget of 2,000 the policy earns +0.5000 per customer (95% CI 0.3000 to 0.7000)" in body
+    assert "random customers earns +0.2000" in body and "the difference is +0.3000" in body
+    assert figures["policy_curves.png"][:8] == b"\x89PNG\r\n\x1a\n"
