@@ -68,7 +68,8 @@ TABLE_COLUMNS: Dict[str, Tuple[Tuple[str, str], ...]] = {
     ),
     # held-out policy evaluation: one row per split × policy × (baseline) × estimator × metric. metric
     # "value" (net of cost, per customer), "gain" (value − treating nobody), "difference" (paired vs
-    # ``baseline``), "spend" (total on the split), "contacts:<arm>", "curve_area", "curve_area_difference".
+    # ``baseline``), "spend" (total on the split), "contacts:<arm>", "predicted_gain" (the
+    # models' own promise for the same customers), "curve_area", "curve_area_difference".
     # ``scale`` = the split's share of the decided population (budget, top_k and capacities scaled by it).
     "policy_evaluation": (
         ("run_id", "string"), ("split", "string"), ("policy", "string"), ("baseline", "string"),

@@ -297,6 +297,17 @@ def run(ctx: RunContext, population: Optional[str] = None, **_) -> dict:
                 if n != n_split:
                     log.warning("evaluate-policy: %d of %d %s customers have predictions for every learner",
                                 n, n_split, split)
+                # the models' own predicted gain of each learner's policy on the same customers, to set
+                # beside the held-out estimate (what decisions.expected_value would have promised)
+                predicted = {}
+                for i, name in enumerate(pol_names[:-1]):
+                    g = F.lit(0.0)
+                    for k in range(k_arms):
+                        g = F.when(F.col(f"act_{i}") == k + 1,
+                                   F.coalesce(F.col(f"r_{i}_{k + 1}"), F.lit(0.0)) - F.lit(costs[k])).otherwise(g)
+                    predicted[name] = g
+                prow = frame.agg(*[F.avg(g).alias(f"p{i}") for i, g in enumerate(predicted.values())]).collect()[0]
+                predicted = {name: float(prow[f"p{i}"] or 0.0) for i, name in enumerate(predicted)}
                 # ---- curve thresholds: exact global order of hull segments, grid up to the longest path
                 segs = segments(frame, len(curve_names), k_arms, costs)
                 full = {int(r["curve"]): float(r["s"] or 0.0)
@@ -315,7 +326,7 @@ def run(ctx: RunContext, population: Optional[str] = None, **_) -> dict:
         lay = spec.layout()
         split_rows, split_curves, line = _summarize(ctx.run_id, split, mom, lay, spec, grid, share, p_split,
                                                    pe.ci_level, main_learner, e_source, n,
-                                                   treatment_arms)
+                                                   treatment_arms, predicted)
         rows += split_rows
         curve_rows += split_curves
         headline[split] = line
@@ -340,7 +351,7 @@ def _frame(spark, rows: List[tuple], table: str):
 
 
 def _summarize(run_id, split, mom: Moments, lay, spec: ScoreSpec, grid, share, p_split, ci_level, main_learner,
-               e_source, n, arm_names: Sequence[str]) -> Tuple[List[tuple], List[tuple], dict]:
+               e_source, n, arm_names: Sequence[str], predicted: Dict[str, float]) -> Tuple[List[tuple], List[tuple], dict]:
     k_arms, benefits, costs = spec.k_arms, spec.benefits, spec.costs
     budget = p_split.budget
     note_scale = f"budget/top_k/capacities scaled by the split's share {share:.4f}; propensities from {e_source}"
@@ -401,6 +412,8 @@ def _summarize(run_id, split, mom: Moments, lay, spec: ScoreSpec, grid, share, p
         add_plain(pol, "spend", mom.mean()[lay[f"{pol}|cost"]] * n, "total on the split")
         for k in range(1, k_arms + 1):
             add_plain(pol, f"contacts:{arm_names[k - 1]}", mom.mean()[lay[f"{pol}|arm_{k}"]] * n)
+    for pol, g in predicted.items():
+        add_plain(pol, "predicted_gain", g, "the models' own predicted gain per customer (what decide promises)")
     for pol in policies:
         others = baselines[1:] + [q for q in policies if q != pol]
         for q in others:
@@ -456,6 +469,8 @@ def _summarize(run_id, split, mom: Moments, lay, spec: ScoreSpec, grid, share, p
                 f"to {gain.ci_high:.4f}); random at equal spend earns {rnd.estimate:+.4f}; difference "
                 f"{dif.estimate:+.4f} (CI {dif.ci_low:.4f} to {dif.ci_high:.4f}, p={dif.p_value:.3g}) "
                 f"[{split}, {int(n)} customers, AIPW]")
+    if "policy" in predicted:
+        sentence += f"; the models predicted {predicted['policy']:+.4f}"
     line = {"sentence": sentence, "gain": gain.as_dict(), "random": rnd.as_dict(), "difference": dif.as_dict(),
             "spend_per_customer": spend, "scale": share}
     return rows, curve_rows, line
