@@ -17,7 +17,7 @@ RUN_ID = "e2e-run"
 MUST_HAVE_ROWS = (
     "experiment_log", "validation_report", "splits", "split_summary", "predictions", "feature_importance",
     "uplift_curves", "uplift_metrics", "uplift_by_decile", "scores", "decisions", "decision_summary",
-    "drift_features", "drift_scores", "drift_policy",
+    "policy_evaluation", "policy_curves", "drift_features", "drift_scores", "drift_policy",
 )
 
 

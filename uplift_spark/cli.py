@@ -21,7 +21,7 @@ USAGE_EXIT = 64  # EX_USAGE in sysexits.h
 
 # Stages that need a run which passed ``validate`` (mirrors pipelines.gates.AFTER_VALIDATE, kept here so
 # the command line is checked before any pipeline module or the JVM is loaded).
-GATED = ("split", "train", "predict", "evaluate", "score", "decide", "monitor", "report")
+GATED = ("split", "train", "predict", "evaluate", "score", "decide", "evaluate-policy", "monitor", "report")
 
 # stage name → (pipelines module, starts a new run when no --run-id is given, help)
 STAGES = {
@@ -34,6 +34,8 @@ STAGES = {
     "report": ("report", False, "write the HTML report and PNG plots"),
     "score": ("score", False, "score a population with the saved model into the scores table"),
     "decide": ("decide", False, "choose one action per customer under budget/capacity; decisions table"),
+    "evaluate-policy": ("evaluate_policy", False,
+                        "held-out policy value with CIs vs baselines at equal spend; cost curves"),
     "monitor": ("monitor", False, "feature/score/policy drift, realized uplift, alerts"),
     "run": ("run", True, "the whole pipeline end to end, stopping at the first failed gate"),
 }
@@ -66,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
         if name in GATED or name == "run":
             p.add_argument("--skip-validation", action="store_true",
                            help="experts: run even if this run failed (or never ran) its validation gate")
-        if name in ("score", "decide", "run"):
+        if name in ("score", "decide", "evaluate-policy", "run"):
             p.add_argument("--population", default=None, help="population table/path to score")
         if name in ("monitor", "run"):
             p.add_argument("--batch", default=None, help="new batch (Delta path/table) to compare")

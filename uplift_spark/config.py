@@ -319,6 +319,21 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True)
+class PolicyEvaluationConfig:
+    """Held-out value of the configured policy against baselines (``uplift-spark evaluate-policy``)."""
+
+    # held-out splits with randomized assignment to evaluate on (those present are used)
+    splits: Tuple[str, ...] = ("test", "oot")
+    ci_level: float = bounded(0.95, 0.5, 0.999)
+    # spends per customer on the cost-curve grid (0 .. the spend where every positive-reward arm is given)
+    curve_points: int = bounded(21, 2)
+    # salt of the tie-break hash ordering customers with equal value per cost on the curves
+    seed: int = 17
+    # column of the experiment log holding clusters (e.g. household): cluster-robust SEs when set
+    cluster: Optional[str] = None
+
+
+@dataclass(frozen=True)
 class MonitoringConfig:
     """Drift thresholds and the batches to compare with the training reference."""
 
@@ -381,6 +396,7 @@ class UpliftConfig:
     evaluation: EvaluationConfig = EvaluationConfig()
     report: ReportConfig = ReportConfig()
     policy: PolicyConfig = PolicyConfig()
+    policy_evaluation: PolicyEvaluationConfig = PolicyEvaluationConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     mlflow: MlflowConfig = MlflowConfig()
     source_file: Optional[str] = field(default=None, compare=False)

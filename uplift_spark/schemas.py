@@ -66,6 +66,24 @@ TABLE_COLUMNS: Dict[str, Tuple[Tuple[str, str], ...]] = {
         ("expected_value", "double"), ("constraint", "string"), ("used", "double"), ("limit", "double"),
         ("multiplier", "double"),
     ),
+    # held-out policy evaluation: one row per split × policy × (baseline) × estimator × metric. metric
+    # "value" (net of cost, per customer), "gain" (value − treating nobody), "difference" (paired vs
+    # ``baseline``), "spend" (total on the split), "contacts:<arm>", "predicted_gain" (the
+    # models' own promise for the same customers), "curve_area", "curve_area_difference".
+    # ``scale`` = the split's share of the decided population (budget, top_k and capacities scaled by it).
+    "policy_evaluation": (
+        ("run_id", "string"), ("split", "string"), ("policy", "string"), ("baseline", "string"),
+        ("estimator", "string"), ("metric", "string"), ("estimate", "double"), ("se", "double"),
+        ("ci_low", "double"), ("ci_high", "double"), ("p_value", "double"), ("customers", "long"),
+        ("scale", "double"), ("budget", "double"), ("note", "string"),
+    ),
+    # multi-armed cost curves: gain over nobody per customer (AIPW) at each spend per customer;
+    # ``arm_shares`` = share of customers given each arm at that spend.
+    "policy_curves": (
+        ("run_id", "string"), ("split", "string"), ("policy", "string"), ("point", "int"), ("spend", "double"),
+        ("value", "double"), ("se", "double"), ("ci_low", "double"), ("ci_high", "double"),
+        ("net_value", "double"), ("arm_shares", "map<string,double>"),
+    ),
     # monitoring (engineer G): one row per feature / arm × metric / policy metric / action × outcome /
     # alert of one monitored batch; rewritten per (run_id, batch_id), so a rerun leaves one copy.
     "drift_features": (

@@ -11,7 +11,7 @@ from ..errors import ValidationFailed
 from ..validation.results import FAIL, WARN
 from .context import RunContext
 
-AFTER_VALIDATE = ("split", "train", "predict", "evaluate", "score", "decide", "monitor", "report")
+AFTER_VALIDATE = ("split", "train", "predict", "evaluate", "score", "decide", "evaluate-policy", "monitor", "report")
 REPORT = "validation_report"
 
 

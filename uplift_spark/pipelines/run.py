@@ -1,5 +1,5 @@
 """The whole pipeline under one run id: ingest → validate → split → train → predict → evaluate → score
-→ decide → monitor → report. Each stage is the same function its own command calls, so a failed gate
+→ decide → evaluate-policy → monitor → report. Each stage is the same function its own command calls, so a failed gate
 stops the run exactly where ``uplift-spark <stage>`` would, and rerunning the run id is idempotent."""
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ log = get_logger("run")
 
 # The report comes last so it can show the decisions and the drift of this very run.
 STAGE_ORDER = (
-    "ingest", "validate", "split", "train", "predict", "evaluate", "score", "decide", "monitor", "report",
+    "ingest", "validate", "split", "train", "predict", "evaluate", "score", "decide", "evaluate-policy", "monitor",
+    "report",
 )
 
 # Which CLI kwargs each stage accepts.
-_STAGE_KWARGS = {"score": ("population",), "decide": ("population",), "monitor": ("batch", "batch_id", "outcomes")}
+_STAGE_KWARGS = {"score": ("population",), "decide": ("population",), "evaluate-policy": ("population",), "monitor": ("batch", "batch_id", "outcomes")}
 
 
 def run(ctx: RunContext, stages: Optional[List[str]] = None, skip_validation: bool = False,
@@ -44,7 +45,7 @@ def run(ctx: RunContext, stages: Optional[List[str]] = None, skip_validation: bo
         for i, stage in enumerate(s for s in STAGE_ORDER if s in wanted):
             watch = Stopwatch()
             print(f"[uplift-spark] run {ctx.run_id} · stage {i + 1}/{len(wanted)} {stage} …", flush=True)
-            module = importlib.import_module(f".{stage}", __package__)
+            module = importlib.import_module(f".{stage.replace('-', '_')}", __package__)
             stage_kwargs = {k: kwargs[k] for k in _STAGE_KWARGS.get(stage, ()) if kwargs.get(k) is not None}
             summary = module.run(ctx, **stage_kwargs)
             summaries[stage] = summary
@@ -92,6 +93,10 @@ def _headlines(stages: Dict[str, object]) -> List[str]:
     if decide:
         lines.append(f"decisions: {decide.get('contacts')} contacts, cost {decide.get('cost')}, "
                      f"expected value {decide.get('expected_value')} ({decide.get('policy')} policy)")
+    policy_eval = stages.get("evaluate-policy") or {}
+    for split, item in sorted((policy_eval.get("headline") or {}).items()):
+        if isinstance(item, dict) and item.get("sentence"):
+            lines.append(item["sentence"])
     monitor = stages.get("monitor") or {}
     if monitor:
         lines.append(f"monitoring: {monitor.get('alerts')} alerts, drifted features "

@@ -1,0 +1,83 @@
+"""Report section "Does the policy beat the alternatives?": cost curves and the plain sentence.
+
+Kept apart from the main template so the section can be moved into any report layout: it takes the
+small ``policy_evaluation`` / ``policy_curves`` frames (pandas) and returns an HTML fragment and a PNG.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Optional, Tuple
+
+import pandas as pd
+
+TITLE = "Does the policy beat the alternatives?"
+
+
+def plot_policy_curves(curves: pd.DataFrame, split: str) -> bytes:
+    """Q(B) per curve with pointwise bands: AIPW gain over nobody per customer vs spend per customer."""
+    from matplotlib.figure import Figure
+
+    from .plots import _style, to_png
+
+    fig = Figure(figsize=(6.4, 4.0))
+    ax = fig.add_subplot(1, 1, 1)
+    for name, part in curves[curves["split"] == split].groupby("policy"):
+        part = part.sort_values("spend")
+        line, = ax.plot(part["spend"], part["value"], label=name, linewidth=1.6,
+                        linestyle="--" if name == "random" else "-")
+        ax.fill_between(part["spend"], part["ci_low"], part["ci_high"], color=line.get_color(), alpha=0.12)
+    ax.plot([], [])
+    ax.set_xlabel("spend per customer")
+    ax.set_ylabel("gain over nobody per customer (AIPW)")
+    ax.set_title(f"Multi-armed cost curves ({split})")
+    ax.legend(fontsize=8, frameon=False)
+    _style(ax)
+    return to_png(fig)
+
+
+def _pick(ev: pd.DataFrame, **eq) -> Optional[pd.Series]:
+    part = ev
+    for k, v in eq.items():
+        part = part[part[k].isna()] if v is None else part[part[k] == v]
+    return None if part.empty else part.iloc[0]
+
+
+def policy_sentence(ev: pd.DataFrame, split: str, ci_level: float = 0.95) -> Optional[str]:
+    ev = ev[ev["split"] == split]
+    gain = _pick(ev, policy="policy", baseline="nobody", estimator="aipw", metric="gain")
+    rnd = _pick(ev, policy="random", baseline="nobody", estimator="aipw", metric="gain")
+    dif = _pick(ev, policy="policy", baseline="random", estimator="aipw", metric="difference")
+    if gain is None or rnd is None or dif is None:
+        return None
+    budget = gain["budget"]
+    scale = gain["scale"] or 1.0
+    at = "its constraints" if pd.isna(budget) else f"a budget of {budget / scale:,.0f}"
+    pct = int(round(ci_level * 100))
+    return (f"At {at} the policy earns {gain['estimate']:+.4f} per customer ({pct}% CI {gain['ci_low']:.4f} to "
+            f"{gain['ci_high']:.4f}); mailing the same number of random customers earns {rnd['estimate']:+.4f}; "
+            f"the difference is {dif['estimate']:+.4f} (CI {dif['ci_low']:.4f} to {dif['ci_high']:.4f}, "
+            f"p={dif['p_value']:.3g}). Held-out split {split}, AIPW, budget scaled to the split's share.")
+
+
+def policy_section(ev: pd.DataFrame, curves: pd.DataFrame, ci_level: float = 0.95,
+                   image: str = "policy_curves.png") -> Tuple[str, dict]:
+    """(HTML fragment, {png name: bytes}) for the first held-out split (``test`` when present)."""
+    splits = list(ev["split"].dropna().unique())
+    split = "test" if "test" in splits else (splits[0] if splits else None)
+    if split is None:
+        return "", {}
+    sentence = policy_sentence(ev, split, ci_level) or "No policy-vs-random comparison was estimated."
+    rows = ev[(ev["split"] == split) & (ev["estimator"] == "aipw") & (ev["metric"].isin(["gain", "difference"]))]
+    table = "".join(
+        f"<tr><td>{html.escape(str(r.policy))}</td><td>{html.escape(str(r.baseline))}</td>"
+        f"<td>{r.estimate:+.4f}</td><td>{r.ci_low:.4f} to {r.ci_high:.4f}</td><td>{r.p_value:.3g}</td></tr>"
+        for r in rows.itertuples())
+    body = (f'<section id="policy-value"><h2>{TITLE}</h2><p>{html.escape(sentence)}</p>'
+            f'<img src="{image}" alt="cost curves">'
+            "<table><tr><th>policy</th><th>vs</th><th>difference per customer</th><th>CI</th><th>p</th></tr>"
+            f"{table}</table></section>")
+    return body, {image: plot_policy_curves(curves, split)}
+
+
+__all__ = ["policy_section", "policy_sentence", "plot_policy_curves", "TITLE"]
