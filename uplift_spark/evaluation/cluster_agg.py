@@ -27,11 +27,10 @@ def cluster_moments(df, value_col: str, cluster_col: Optional[str], group_cols: 
                                                              F.count(F.lit(1)).cast("double").alias("_n"))
     s, n = F.col("_s"), F.col("_n")
     agg = per.groupBy(*[F.col(c) for c in group_cols]).agg(
-        F.count(F.lit(1)).alias("g"), F.sum(n).alias("n"), F.sum(s).alias("s"), F.sum(s * s).alias("ss"),
-        F.sum(s * n).alias("sn"), F.sum(n * n).alias("nn"))
-    return {tuple(r[c] for c in group_cols): ClusterMoments(float(r["g"]), float(r["n"]), float(r["s"]),
-                                                            float(r["ss"]), float(r["sn"]), float(r["nn"]))
-            for r in agg.collect()}
+        F.count(F.lit(1)).alias("_m_g"), F.sum(n).alias("_m_n"), F.sum(s).alias("_m_s"),
+        F.sum(s * s).alias("_m_ss"), F.sum(s * n).alias("_m_sn"), F.sum(n * n).alias("_m_nn"))
+    names = ("_m_g", "_m_n", "_m_s", "_m_ss", "_m_sn", "_m_nn")
+    return {tuple(r[c] for c in group_cols): ClusterMoments(*(float(r[k]) for k in names)) for r in agg.collect()}
 
 
 __all__ = ["cluster_moments"]
