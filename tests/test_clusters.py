@@ -268,3 +268,17 @@ def test_synthetic_households_share_arm_time_and_are_in_the_contract(spark):
     def between(y):
         return pd.Series(y).groupby(pdf.household_id.to_numpy()).mean()[per.n >= 3].var()
     assert between(pdf.conversion.to_numpy()) > 1.5 * between(plain.conversion.to_numpy())
+
+
+def test_report_says_cluster_randomized_with_clusters_per_arm(spark):
+    from uplift_spark.report.clusters import cluster_sentence
+    from uplift_spark.validation import to_frame
+
+    df, pdf = _households(spark, late_members=False)
+    frame = to_frame(spark, run_checks(df, DATA, ValidationConfig(min_rows_per_arm=10)), "r1").toPandas()
+    text = cluster_sentence(frame)
+    per_arm = pdf.groupby("arm").household_id.nunique()
+    assert "cluster-randomized by 'household_id'" in text
+    assert f"control: {per_arm['control']:,}" in text and f"a: {per_arm['a']:,}" in text
+    plain = to_frame(spark, run_checks(df, dataclasses.replace(DATA, cluster=None), ValidationConfig()), "r1")
+    assert cluster_sentence(plain.toPandas()) is None

@@ -104,7 +104,7 @@ def icc_anova(per_arm: List[Dict[str, float]]) -> Dict[str, float]:
 
 def cluster_checks(cp: ClusterProfile, data: DataConfig, cfg: ValidationConfig,
                    expected: Dict[str, float], source: str) -> List[CheckResult]:
-    """cluster_arms, srm (on clusters), cluster_balance and design_effect rows."""
+    """cluster_arms, cluster_count (per arm), srm (on clusters), cluster_balance and design_effect rows."""
     from scipy.stats import chisquare
 
     col = data.cluster
@@ -125,6 +125,11 @@ def cluster_checks(cp: ClusterProfile, data: DataConfig, cfg: ValidationConfig,
 
     arms = list(data.arms)
     observed = [cp.arms[a].clusters if a in cp.arms else 0 for a in arms]
+    for a, g_a in zip(arms, observed):
+        rows = cp.arms[a].rows if a in cp.arms else 0
+        out.append(CheckResult("cluster_count", PASS if g_a else FAIL,
+                               f"arm {a!r}: {g_a} clusters of {col!r} ({rows} customers)",
+                               arm=a, column=col, metric=g_a, threshold=1))
     g = sum(observed)
     if g == 0 or len(arms) < 2:
         out.append(CheckResult("srm", FAIL, f"no clusters of {col!r} in the configured arms: cannot test the "
