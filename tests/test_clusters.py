@@ -189,8 +189,16 @@ def test_validation_fails_mixed_clusters_with_column_and_count_only(spark):
     assert "'household_id'" in msg and msg.startswith(f"{mixed} cluster(s)") and bad[0].metric == mixed
     assert not any(tok in msg for tok in list(pdf.customer_id) + list(pdf.household_id))
 
+
+@pytest.fixture(scope="module")
+def clean_checks(spark):
     clean, cpdf = _households(spark, late_members=False)
-    results = {(r.check, r.column): r for r in run_checks(clean, DATA, ValidationConfig(min_rows_per_arm=10))}
+    return clean, cpdf, run_checks(clean, DATA, ValidationConfig(min_rows_per_arm=10))
+
+
+def test_validation_counts_clusters_and_balances_cluster_means(clean_checks):
+    clean, cpdf, checks = clean_checks
+    results = {(r.check, r.column): r for r in checks}
     assert results[("cluster_arms", "household_id")].status == "pass"
     srm = results[("srm", "household_id")]
     hh = cpdf.groupby("household_id").arm.first().value_counts()
@@ -270,12 +278,12 @@ def test_synthetic_households_share_arm_time_and_are_in_the_contract(spark):
     assert between(pdf.conversion.to_numpy()) > 1.5 * between(plain.conversion.to_numpy())
 
 
-def test_report_says_cluster_randomized_with_clusters_per_arm(spark):
+def test_report_says_cluster_randomized_with_clusters_per_arm(spark, clean_checks):
     from uplift_spark.report.clusters import cluster_sentence
     from uplift_spark.validation import to_frame
 
-    df, pdf = _households(spark, late_members=False)
-    frame = to_frame(spark, run_checks(df, DATA, ValidationConfig(min_rows_per_arm=10)), "r1").toPandas()
+    df, pdf, checks = clean_checks
+    frame = to_frame(spark, checks, "r1").toPandas()
     text = cluster_sentence(frame)
     per_arm = pdf.groupby("arm").household_id.nunique()
     assert "cluster-randomized by 'household_id'" in text

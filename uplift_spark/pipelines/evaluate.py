@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from typing import Dict, List, Optional
 
+from ..datasets import resolve_data_config
 from ..errors import DataError
 from ..evaluation import evaluate_slices
 from ..logs import get_logger
@@ -68,7 +69,7 @@ def run(ctx: RunContext, **_ignored) -> Dict[str, object]:
     missing = [o for o in outcomes if o not in experiment.columns]
     if missing:
         raise DataError(f"experiment_log: outcome column {missing[0]!r} named in predictions is missing")
-    cluster = cfg.data.cluster
+    cluster = resolve_data_config(cfg).cluster
     if cluster is not None and cluster not in experiment.columns:
         raise DataError(f"data.cluster: column {cluster!r} is not in experiment_log (have {sorted(experiment.columns)})")
     cluster_cols = [F.col(cluster).alias(_CLUSTER)] if cluster else []

@@ -21,6 +21,7 @@ import re
 from datetime import datetime, timezone
 from typing import Dict, List, Optional, Tuple
 
+from ..datasets import resolve_data_config
 from ..errors import DataError, ModelError, MonitoringError
 from ..joins import join_customers
 from ..logs import get_logger
@@ -373,7 +374,7 @@ def run(ctx: RunContext, batch: Optional[str] = None, batch_id: Optional[str] = 
             if not specs:
                 raise DataError(f"monitor: outcomes {outcomes!r} has none of the outcome columns "
                                 f"{list(ctx.cfg.data.outcome_names)} (have {sorted(out_df.columns)})")
-            cluster = ctx.cfg.data.cluster
+            cluster = resolve_data_config(ctx.cfg).cluster
             if cluster is not None and cluster not in out_df.columns:
                 notes.append(f"realized uplift: outcomes have no cluster column {cluster!r}; customer-level SEs")
                 cluster = None
