@@ -113,6 +113,9 @@ class DataConfig:
     allocation: Mapping[str, float] = empty_mapping()
     outcome_like_columns: Tuple[str, ...] = ()
     rename: Mapping[str, str] = empty_mapping()
+    # randomization unit above the customer (household, store, region): set for cluster-randomized
+    # experiments, so splits, validation and intervals treat whole clusters as the independent units
+    cluster: Optional[str] = None
 
     @property
     def arms(self) -> Tuple[str, ...]:
@@ -154,6 +157,10 @@ class SyntheticConfig:
     propensity: str = choice("uniform", "uniform", "covariate")
     partitions: int = bounded(8, 1)
     seed: int = 7
+    # mean cluster (household) size; 0/None = customer-randomized. When set, every cluster gets one arm
+    # and a shared effect on the outcome (cluster_effect: std of the shared logit shift)
+    cluster_size: Optional[float] = bounded(None, 0.0)
+    cluster_effect: float = bounded(1.0, 0.0)
 
 
 @dataclass(frozen=True)

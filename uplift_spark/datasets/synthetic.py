@@ -21,6 +21,11 @@ Structure (``x*`` standard normal, ``c*`` categorical):
   in calendar month ``m`` (0 = first month), so the last month is shifted by ``drift_strength``.
 * ``propensity: covariate`` makes assignment depend on x0/x1 through a softmax around the allocation;
   the exact probabilities are written as ``propensity_<arm>`` either way.
+* ``cluster_size`` (> 1): customers come in households (column ``household_id``) of geometric size with
+  that mean; a household never crosses a block of ids, so it is still a function of (seed, id). The whole
+  household gets the arm and assignment time drawn for its first member (cluster randomization; uniform
+  propensity only) and a shared ``cluster_effect · N(0, 1)`` shift of the outcome logit, so
+  customers of one household are correlated and customer-level intervals are too narrow.
 """
 
 from __future__ import annotations
@@ -117,12 +122,22 @@ def _check(cfg: SyntheticConfig) -> None:
         raise ConfigError("synthetic.treatment_arms: at least one treatment arm is required")
     allocation(cfg)
     _time_range(cfg)
+    if clustered(cfg) and cfg.propensity == "covariate":
+        raise ConfigError("synthetic.propensity: 'covariate' is not supported with synthetic.cluster_size "
+                          "(a household is assigned as one unit); use 'uniform'")
 
 
-def _block_draws(seed: int, block: int, n_num: int, n_cat: int) -> Dict[str, np.ndarray]:
-    """Every random number of one block of BLOCK ids, drawn in a fixed order."""
+def clustered(cfg: SyntheticConfig) -> bool:
+    """Households are generated when the mean cluster size is above one customer."""
+    return bool(cfg.cluster_size) and float(cfg.cluster_size) > 1.0
+
+
+def _block_draws(seed: int, block: int, n_num: int, n_cat: int,
+                 cluster_size: float = 0.0) -> Dict[str, np.ndarray]:
+    """Every random number of one block of BLOCK ids, drawn in a fixed order (household draws last, so
+    the other draws are the same with and without households)."""
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), int(block), 7919])))
-    return {
+    draws = {
         "x": rng.standard_normal((BLOCK, n_num)),
         "c": rng.random((BLOCK, max(n_cat, 1))),
         "t": rng.random(BLOCK),
@@ -133,16 +148,33 @@ def _block_draws(seed: int, block: int, n_num: int, n_cat: int) -> Dict[str, np.
         "opt": rng.random(BLOCK),
         "dsc": rng.random(BLOCK),
     }
+    if cluster_size > 1.0:
+        starts = rng.random(BLOCK) < 1.0 / cluster_size
+        starts[0] = True
+        # index (within the block) of each id's household head: its first member
+        draws["head"] = np.maximum.accumulate(np.where(starts, np.arange(BLOCK), 0)).astype(np.int64)
+        draws["hz"] = rng.standard_normal(BLOCK)
+    return draws
 
 
-def _draws_for(ids: np.ndarray, seed: int, n_num: int, n_cat: int) -> Dict[str, np.ndarray]:
-    """Random numbers for arbitrary ids: depends only on (seed, id), never on the batching."""
+def _draws_for(ids: np.ndarray, seed: int, n_num: int, n_cat: int,
+               cluster_size: float = 0.0) -> Dict[str, np.ndarray]:
+    """Random numbers for arbitrary ids: depends only on (seed, id), never on the batching.
+
+    With households, ``head`` is the household head's id and ``arm``/``hz`` are the head's draws, so
+    every member of a household shares them."""
     blocks = ids // BLOCK
     offsets = ids % BLOCK
     out: Dict[str, np.ndarray] = {}
     for block in np.unique(blocks):
         mask = blocks == block
-        draws = _block_draws(seed, int(block), n_num, n_cat)
+        draws = _block_draws(seed, int(block), n_num, n_cat, cluster_size)
+        if "head" in draws:
+            head = draws["head"]
+            draws["arm"] = draws["arm"][head]
+            draws["t"] = draws["t"][head]
+            draws["hz"] = draws["hz"][head]
+            draws["head"] = head + int(block) * BLOCK
         for key, arr in draws.items():
             if key not in out:
                 out[key] = np.empty((len(ids),) + arr.shape[1:], dtype=arr.dtype)
@@ -167,6 +199,9 @@ def _make_generator(cfg: SyntheticConfig):
     seed, scale, months = cfg.seed, cfg.effect_scale, cfg.months
     covariate = cfg.propensity == "covariate"
     n_treat = len(names) - 1
+    households = clustered(cfg)
+    cluster_size = float(cfg.cluster_size) if households else 0.0
+    cluster_effect = float(cfg.cluster_effect)
 
     def xcol(x, j):
         return x[:, j % n_num]
@@ -176,7 +211,7 @@ def _make_generator(cfg: SyntheticConfig):
             ids = batch["id"].to_numpy(dtype=np.int64)
             if len(ids) == 0:
                 continue
-            d = _draws_for(ids, seed, n_num, n_cat)
+            d = _draws_for(ids, seed, n_num, n_cat, cluster_size)
             n = len(ids)
             ts = t0 + np.floor(d["t"] * (t1 - t0)).astype(np.int64)
             month = np.searchsorted(bounds, ts, side="right")
@@ -188,6 +223,8 @@ def _make_generator(cfg: SyntheticConfig):
             z0 = base + 0.5 * xcol(x, 0) - 0.4 * xcol(x, 1) + 0.25 * xcol(x, 0) * xcol(x, 1)
             if n_cat:
                 z0 = z0 + np.asarray(C0_LOGIT)[cats[:, 0]]
+            if households:
+                z0 = z0 + cluster_effect * d["hz"]
             harmed = xcol(x, 2) > harm_cut
             p_ctrl = _sigmoid(z0)
             p_arm = [p_ctrl]
@@ -221,6 +258,8 @@ def _make_generator(cfg: SyntheticConfig):
                 "assigned_s": ts,
                 "features_s": ts - lag,
             }
+            if households:
+                out["household_id"] = np.char.add("h", np.char.zfill(d["head"].astype(str), ID_WIDTH))
             for j in range(n_num):
                 out[f"x{j}"] = x[:, j]
             for j in range(n_cat):
@@ -248,6 +287,8 @@ def _schema(cfg: SyntheticConfig):
         T.StructField("assigned_s", T.LongType()),
         T.StructField("features_s", T.LongType()),
     ]
+    if clustered(cfg):
+        fields.append(T.StructField("household_id", T.StringType()))
     fields += [T.StructField(c, T.DoubleType()) for c in numeric]
     fields += [T.StructField(c, T.StringType()) for c in categorical]
     fields += [
@@ -304,6 +345,7 @@ def synthetic_data_config(cfg: SyntheticConfig) -> DataConfig:
         propensity="propensity",
         allocation=types.MappingProxyType(allocation(cfg)),
         outcome_like_columns=tuple(f"true_uplift_{slug(a)}" for a in cfg.treatment_arms),
+        cluster="household_id" if clustered(cfg) else None,
     )
 
 

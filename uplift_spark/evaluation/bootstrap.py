@@ -8,7 +8,9 @@ replicates (no random state to ship, nothing to collect), and two learners evalu
 seed are compared on the same resamples (paired intervals).
 
 The customer part of the hash is computed on Spark (``xxhash64(customer_id, seed)``); the replicate
-index is mixed in here with the SplitMix64 finalizer, vectorized in NumPy.
+index is mixed in here with the SplitMix64 finalizer, vectorized in NumPy. In a cluster-randomized
+experiment (``data.cluster``) the hash is ``xxhash64(cluster_id, seed)`` instead: the cluster is the
+resampled unit, every member shares its weight, and the intervals are cluster-robust.
 """
 
 from __future__ import annotations

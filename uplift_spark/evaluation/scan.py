@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 log = get_logger("evaluation")
 
 _S, _T, _Y, _H, _SEG, _ID, _SL, _PART = "_s", "_t", "_y", "_h", "_seg", "_id", "_slice", "_part"
+_CL = "_cluster"
 _OUT_SCHEMA = "kind string, slice int, seg int, key long, vals array<double>"
 # segments per pass-2 partition: more, smaller segments let the driver's placement even out the tasks
 SEGMENTS_PER_PARTITION = 4
@@ -546,11 +547,16 @@ class PreparedScan:
 
 
 def prepare_slices(df, slice_col: str, score_col: str, treatment_col: str, outcome_col: str, id_col: str,
-                   settings: ScanSettings, labels: Optional[Mapping[int, str]] = None) -> PreparedScan:
-    """Pass 1 (and the replicate pass): segment edges, offsets and the ordered frame of pass 2."""
+                   settings: ScanSettings, labels: Optional[Mapping[int, str]] = None,
+                   cluster_col: Optional[str] = None) -> PreparedScan:
+    """Pass 1 (and the replicate pass): segment edges, offsets and the ordered frame of pass 2.
+
+    ``cluster_col`` (cluster-randomized experiments): the bootstrap hash is taken from the cluster id
+    instead of the customer id, so every member of a cluster shares its cluster's Poisson weight and the
+    intervals are cluster-robust (a null cluster id falls back to the customer's own id)."""
     from pyspark.sql import functions as F
 
-    for col in (slice_col, score_col, treatment_col, outcome_col, id_col):
+    for col in (slice_col, score_col, treatment_col, outcome_col, id_col) + ((cluster_col,) if cluster_col else ()):
         if col not in df.columns:
             raise DataError(f"uplift evaluation: column {col!r} not found (have {sorted(df.columns)})")
     labels = dict(labels or {})
@@ -563,6 +569,8 @@ def prepare_slices(df, slice_col: str, score_col: str, treatment_col: str, outco
         F.col(treatment_col).cast("int").alias(_T),
         F.col(outcome_col).cast("double").alias(_Y),
         F.col(id_col).cast("string").alias(_ID),
+        *([F.coalesce(F.col(cluster_col).cast("string"), F.concat(F.lit("customer:"), F.col(id_col).cast("string")))
+           .alias(_CL)] if cluster_col else []),
     ).where(F.col(_SL).isNotNull())
     spark = df.sparkSession
 
@@ -576,7 +584,7 @@ def prepare_slices(df, slice_col: str, score_col: str, treatment_col: str, outco
                          (score_col, treatment_col, outcome_col), labels)
     partitions = min(partitions, sum(p.seg_totals.shape[0] for p in plans.values()))
     edges = {k: p.edges for k, p in plans.items()}
-    row_hash = F.xxhash64(F.col(_ID), F.lit(int(settings.seed))).alias(_H)
+    row_hash = F.xxhash64(F.col(_CL if cluster_col else _ID), F.lit(int(settings.seed))).alias(_H)
 
     rep_totals: Dict[Tuple[int, int], np.ndarray] = {}
     if B > 0:
@@ -614,13 +622,16 @@ def prepare_slices(df, slice_col: str, score_col: str, treatment_col: str, outco
 
 
 def scan_slices(df, slice_col: str, score_col: str, treatment_col: str, outcome_col: str, id_col: str,
-                settings: ScanSettings, labels: Optional[Mapping[int, str]] = None) -> Dict[int, ScanResult]:
+                settings: ScanSettings, labels: Optional[Mapping[int, str]] = None,
+                cluster_col: Optional[str] = None) -> Dict[int, ScanResult]:
     """Exact curves of every slice of ``df`` (``slice_col``: int ids) in one shuffle; see the module doc.
 
     ``treatment_col`` is 1 (treated) / 0 (control) within each slice; ``labels`` name slices in
-    errors. Returns one :class:`ScanResult` per slice id present.
+    errors. ``cluster_col``: bootstrap weights per cluster (see :func:`prepare_slices`).
+    Returns one :class:`ScanResult` per slice id present.
     """
-    prep = prepare_slices(df, slice_col, score_col, treatment_col, outcome_col, id_col, settings, labels)
+    prep = prepare_slices(df, slice_col, score_col, treatment_col, outcome_col, id_col, settings, labels,
+                          cluster_col)
     second = prep.frame.mapInArrow(_pass2(prep.replicates, prep.offsets, prep.per_slice, prep.edges, prep.chunk),
                                    _OUT_SCHEMA).collect()
     return _assemble(second, prep.plans, settings, prep.replicates + 1)
@@ -670,7 +681,7 @@ def per_cut_sizes(totals: np.ndarray, fractions: Sequence[float]) -> np.ndarray:
 
 
 def scan_uplift(df, score_col: str, treatment_col: str, outcome_col: str, id_col: str,
-                settings: ScanSettings) -> ScanResult:
+                settings: ScanSettings, cluster_col: Optional[str] = None) -> ScanResult:
     """Exact curves of one score column over all rows (treatment 1/0): a one-slice :func:`scan_slices`."""
     from pyspark.sql import functions as F
 
@@ -678,4 +689,4 @@ def scan_uplift(df, score_col: str, treatment_col: str, outcome_col: str, id_col
         if col not in df.columns:
             raise DataError(f"uplift evaluation: column {col!r} not found (have {sorted(df.columns)})")
     return scan_slices(df.withColumn(_SL, F.lit(0)), _SL, score_col, treatment_col, outcome_col, id_col,
-                       settings)[0]
+                       settings, cluster_col=cluster_col)[0]

@@ -47,12 +47,12 @@ def _evaluation(scan: ScanResult, cfg: EvaluationConfig, binary: Optional[bool])
 
 def evaluate_uplift(df, score_col: str, treatment_col: str, outcome_col: str, cfg: EvaluationConfig,
                     id_col: str = "customer_id", binary: Optional[bool] = None,
-                    n_segments: Optional[int] = None) -> UpliftEvaluation:
+                    n_segments: Optional[int] = None, cluster_col: Optional[str] = None) -> UpliftEvaluation:
     """Curves (sampled, with bootstrap bands), metrics (with CIs) and decile calibration of one score.
 
     ``binary=None`` detects 0/1 outcomes from the data; pass the configured outcome type to be strict.
     """
-    scan = scan_uplift(df, score_col, treatment_col, outcome_col, id_col, _settings(cfg, n_segments))
+    scan = scan_uplift(df, score_col, treatment_col, outcome_col, id_col, _settings(cfg, n_segments), cluster_col)
     return _evaluation(scan, cfg, binary)
 
 
@@ -60,10 +60,12 @@ def evaluate_slices(df, slice_col: str, score_col: str, treatment_col: str, outc
                     cfg: EvaluationConfig, id_col: str = "customer_id",
                     labels: Optional[Mapping[int, str]] = None,
                     binary: Optional[Mapping[int, Optional[bool]]] = None,
-                    n_segments: Optional[int] = None) -> Dict[int, UpliftEvaluation]:
+                    n_segments: Optional[int] = None,
+                    cluster_col: Optional[str] = None) -> Dict[int, UpliftEvaluation]:
     """:func:`evaluate_uplift` for every slice id in ``slice_col`` at once (one shuffle for all):
-    e.g. every (learner, arm, outcome, split) of a run. ``binary`` maps slice id → outcome type."""
+    e.g. every (learner, arm, outcome, split) of a run. ``binary`` maps slice id → outcome type.
+    ``cluster_col``: bootstrap by cluster (cluster-randomized experiments)."""
     scans = scan_slices(df, slice_col, score_col, treatment_col, outcome_col, id_col,
-                        _settings(cfg, n_segments), labels)
+                        _settings(cfg, n_segments), labels, cluster_col)
     binary = binary or {}
     return {k: _evaluation(scan, cfg, binary.get(k)) for k, scan in scans.items()}

@@ -5,6 +5,11 @@ comparison group is the ``holdout`` customers whose ``policy_action`` is k (the 
 k but they were held out at random). Their difference of mean outcomes is an unbiased estimate of
 the effect of k on the customers the policy picks for k, reported with a Welch t interval next to the
 uplift the policy expected (mean ``expected_uplift`` of the treated group).
+
+Cluster-randomized campaigns (``data.cluster``): customers of one household are correlated, so with a
+cluster column the SE of each group mean is cluster-robust (sums of outcomes per cluster,
+:mod:`uplift_spark.evaluation.cluster_se`) and the interval uses a t quantile with (clusters - 2)
+degrees of freedom.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import pandas as pd
 
 from ..config import MonitoringConfig
 from ..errors import DataError
+from ..evaluation.cluster_agg import cluster_moments
+from ..evaluation.cluster_se import difference_se
 from ..joins import join_customers
 from .stats import welch_interval
 
@@ -26,17 +33,20 @@ REALIZED_COLUMNS = (
 
 
 def campaign_outcomes(decisions_df, outcomes_df, outcomes: Mapping[str, str], cfg: MonitoringConfig,
-                      customer_id: str = "customer_id", outcome_time: Optional[str] = "outcome_at"):
+                      customer_id: str = "customer_id", outcome_time: Optional[str] = "outcome_at",
+                      cluster_col: Optional[str] = None):
     """Decisions joined with each customer's outcome per outcome column.
 
     Several outcome rows per customer are combined (max for binary, sum for continuous outcomes).
     Outcome rows dated before ``decided_at`` (or after the ``outcome_window_days`` window) are not
     caused by the campaign and are ignored. Decided customers without outcome rows count as 0
-    (``missing_outcome: zero``: feeds list only events) or are dropped (``drop``).
+    (``missing_outcome: zero``: feeds list only events) or are dropped (``drop``). ``cluster_col``: a
+    column of ``outcomes_df`` carried to the result (the customer's cluster; customers without outcome
+    rows are their own cluster).
     """
     from pyspark.sql import functions as F
 
-    for col in [customer_id] + list(outcomes):
+    for col in [customer_id] + list(outcomes) + ([cluster_col] if cluster_col else []):
         if col not in outcomes_df.columns:
             raise DataError(f"campaign outcomes: column {col!r} is missing (have {sorted(outcomes_df.columns)})")
     for col in ("customer_id", "action", "bucket", "policy_action"):
@@ -47,7 +57,8 @@ def campaign_outcomes(decisions_df, outcomes_df, outcomes: Mapping[str, str], cf
         *[c for c in ("campaign_id", "expected_uplift", "decided_at") if c in decisions_df.columns])
     out = outcomes_df.select(F.col(customer_id).cast("string").alias("customer_id"),
                              *[F.col(o).cast("double").alias(f"__o_{i}") for i, o in enumerate(outcomes)],
-                             *([F.col(outcome_time).alias("__t")] if outcome_time and outcome_time in outcomes_df.columns else []))
+                             *([F.col(outcome_time).alias("__t")] if outcome_time and outcome_time in outcomes_df.columns else []),
+                             *([F.col(cluster_col).cast("string").alias("__cl")] if cluster_col else []))
     joined = join_customers(dec, out, "customer_id", "left")
     if "__t" in out.columns and "decided_at" in dec.columns:
         late = F.col("__t") >= F.col("decided_at")
@@ -62,23 +73,30 @@ def campaign_outcomes(decisions_df, outcomes_df, outcomes: Mapping[str, str], cf
         agg = F.max if kind == "binary" else F.sum
         aggs.append(agg(f"__o_{i}").alias(name))
     aggs.append(F.count(F.col(f"__o_0") if outcomes else F.lit(None)).alias("__matched"))
+    if cluster_col:
+        aggs.append(F.min("__cl").alias(cluster_col))
     per_customer = joined.groupBy(*keys).agg(*aggs)
     if cfg.missing_outcome == "drop":
         per_customer = per_customer.where(F.col("__matched") > 0)
     else:
         per_customer = per_customer.fillna(0.0, subset=list(outcomes))
+    if cluster_col:
+        per_customer = per_customer.withColumn(
+            cluster_col, F.coalesce(F.col(cluster_col), F.concat(F.lit("customer:"), F.col("customer_id"))))
     return per_customer.drop("__matched")
 
 
 def realized_uplift(per_customer_df, outcomes: Sequence[str], cfg: MonitoringConfig,
                     expected_outcome: Optional[str] = None,
-                    policy_bucket: str = "policy", holdout_bucket: str = "holdout") -> pd.DataFrame:
+                    policy_bucket: str = "policy", holdout_bucket: str = "holdout",
+                    cluster_col: Optional[str] = None) -> pd.DataFrame:
     """One row per (action, outcome): treated vs holdout means, Welch CI and the expected uplift.
 
     ``expected_uplift`` is shown only for ``expected_outcome`` (the outcome the policy optimised).
     Status: ``alert`` when the interval lies entirely below 0 (the action harms), ``warn`` when the
     expected uplift falls outside the interval (the model mis-estimates), ``ok`` otherwise; groups
-    smaller than ``min_group_size`` are reported but not judged.
+    smaller than ``min_group_size`` are reported but not judged. ``cluster_col``: cluster-robust SEs
+    (see the module doc); ``dof`` is then the clusters of both groups minus 2.
     """
     from pyspark.sql import functions as F
 
@@ -93,6 +111,14 @@ def realized_uplift(per_customer_df, outcomes: Sequence[str], cfg: MonitoringCon
     has_campaign = "campaign_id" in per_customer_df.columns
     campaign = F.col("campaign_id") if has_campaign else F.lit(None).cast("string")
     rows = df.groupBy(campaign.alias("campaign_id"), group.alias("k"), F.col("bucket")).agg(*aggs).collect()
+    clustered = {}
+    if cluster_col is not None:
+        if cluster_col not in per_customer_df.columns:
+            raise DataError(f"realized uplift: cluster column {cluster_col!r} is missing "
+                            f"(have {sorted(per_customer_df.columns)})")
+        keyed = df.select(campaign.alias("_cp"), group.alias("_k"), "bucket", cluster_col, *outcomes)
+        for i, o in enumerate(outcomes):
+            clustered[o] = cluster_moments(keyed, o, cluster_col, ["_cp", "_k", "bucket"])
     stats: Dict[tuple, Dict[str, object]] = {}
     for r in rows:
         stats.setdefault((r["campaign_id"], r["k"]), {})[r["bucket"]] = r
@@ -107,6 +133,9 @@ def realized_uplift(per_customer_df, outcomes: Sequence[str], cfg: MonitoringCon
             v_t = float(t[f"v{i}"]) if t and t[f"v{i}"] is not None else float("nan")
             v_c = float(c[f"v{i}"]) if c and c[f"v{i}"] is not None else float("nan")
             diff, se, low, high, dof = welch_interval(m_t, v_t, n_t, m_c, v_c, n_c, cfg.ci_level)
+            if cluster_col is not None:
+                diff, se, low, high, dof = _cluster_interval(clustered[o], campaign_id, action, policy_bucket,
+                                                             holdout_bucket, cfg.ci_level)
             expected = float("nan")
             if has_expected and t is not None and t["exp"] is not None and o == (expected_outcome or outcomes[0]):
                 expected = float(t["exp"])
@@ -124,3 +153,20 @@ def realized_uplift(per_customer_df, outcomes: Sequence[str], cfg: MonitoringCon
                 "ci_high": high, "dof": dof, "expected_uplift": expected, "status": status, "message": message,
             })
     return pd.DataFrame(out, columns=list(REALIZED_COLUMNS))
+
+
+def _cluster_interval(moments, campaign_id, action, policy_bucket: str, holdout_bucket: str, ci_level: float):
+    """(diff, cluster-robust se, low, high, dof) of treated minus holdout; NaN below two clusters a group."""
+    from scipy import stats
+
+    t = moments.get((campaign_id, action, policy_bucket))
+    c = moments.get((campaign_id, action, holdout_bucket))
+    if t is None or c is None or t.n == 0 or c.n == 0:
+        nan = float("nan")
+        return nan, nan, nan, nan, nan
+    diff, se = difference_se(t, c)
+    dof = t.clusters + c.clusters - 2.0
+    if t.clusters < 2 or c.clusters < 2 or not math.isfinite(se):
+        return diff, float("nan"), float("nan"), float("nan"), dof
+    q = float(stats.t.ppf(0.5 + ci_level / 2.0, dof))
+    return diff, se, diff - q * se, diff + q * se, dof

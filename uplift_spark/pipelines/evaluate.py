@@ -6,6 +6,7 @@ split listed in ``evaluation.splits`` that exists, rows whose actual arm is k ar
 rows are control and other arms' rows are left out. All of these slices go through one exact scan
 (one shuffle), not one scan each. Writes ``uplift_curves``, ``uplift_metrics`` and
 ``uplift_by_decile`` (each replaced for this run in one Delta commit: reruns are idempotent).
+With ``data.cluster`` the bootstrap resamples whole clusters (cluster-robust intervals).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import math
 from typing import Dict, List, Optional
 
+from ..datasets import resolve_data_config
 from ..errors import DataError
 from ..evaluation import evaluate_slices
 from ..logs import get_logger
@@ -22,7 +24,7 @@ from .context import RunContext, Stopwatch
 log = get_logger("evaluate")
 
 ID, ARM = "customer_id", "arm"
-_ACTUAL, _T, _SCORE, _OUTCOME = "_actual_arm", "_treated", "_score", "_outcome"
+_ACTUAL, _T, _SCORE, _OUTCOME, _CLUSTER = "_actual_arm", "_treated", "_score", "_outcome", "_cluster"
 
 
 def _clean(value):
@@ -67,13 +69,17 @@ def run(ctx: RunContext, **_ignored) -> Dict[str, object]:
     missing = [o for o in outcomes if o not in experiment.columns]
     if missing:
         raise DataError(f"experiment_log: outcome column {missing[0]!r} named in predictions is missing")
+    cluster = resolve_data_config(cfg).cluster
+    if cluster is not None and cluster not in experiment.columns:
+        raise DataError(f"data.cluster: column {cluster!r} is not in experiment_log (have {sorted(experiment.columns)})")
+    cluster_cols = [F.col(cluster).alias(_CLUSTER)] if cluster else []
     if any(c["arm"] == control for c in combos):
         raise DataError(f"predictions: rows for the control arm {control!r}; expected treatment arms only")
 
     joined = (
         preds.where(F.col("split").isin(wanted))
         .select("learner", "outcome", "split", "arm", ID, F.col("uplift").alias(_SCORE))
-        .join(experiment.select(ID, F.col(ARM).alias(_ACTUAL), *outcomes), ID)
+        .join(experiment.select(ID, F.col(ARM).alias(_ACTUAL), *outcomes, *cluster_cols), ID)
         .where((F.col(_ACTUAL) == F.col("arm")) | (F.col(_ACTUAL) == F.lit(control)))
         .withColumn(_T, (F.col(_ACTUAL) == F.col("arm")).cast("int"))
         .persist(StorageLevel.MEMORY_AND_DISK)
@@ -107,10 +113,12 @@ def run(ctx: RunContext, **_ignored) -> Dict[str, object]:
         for o in outcomes:
             outcome_value = F.when(F.col("outcome") == F.lit(o), F.col(o).cast("double")).otherwise(outcome_value)
         stacked = (joined.join(F.broadcast(slice_ids), ["learner", "outcome", "split", "arm"])
-                   .select("_slice", ID, _SCORE, _T, outcome_value.alias(_OUTCOME)))
+                   .select("_slice", ID, _SCORE, _T, outcome_value.alias(_OUTCOME),
+                           *([_CLUSTER] if cluster else [])))
         labels = {i: "/".join((learner, arm, outcome, split)) for i, (learner, outcome, split, arm) in enumerate(slices)}
         results = evaluate_slices(stacked, "_slice", _SCORE, _T, _OUTCOME, ev, id_col=ID, labels=labels,
-                                  binary={i: _outcome_binary(cfg, key[1]) for i, key in enumerate(slices)})
+                                  binary={i: _outcome_binary(cfg, key[1]) for i, key in enumerate(slices)},
+                                  cluster_col=_CLUSTER if cluster else None)
         for i, (learner, outcome, split, arm) in enumerate(slices):
             result = results[i]
             key = (ctx.run_id, learner, arm, outcome, split)

@@ -21,6 +21,7 @@ import re
 from datetime import datetime, timezone
 from typing import Dict, List, Optional, Tuple
 
+from ..datasets import resolve_data_config
 from ..errors import DataError, ModelError, MonitoringError
 from ..io.sources import read_input
 from ..joins import join_customers
@@ -363,11 +364,16 @@ def run(ctx: RunContext, batch: Optional[str] = None, batch_id: Optional[str] = 
             if not specs:
                 raise DataError(f"monitor: outcomes {outcomes!r} has none of the outcome columns "
                                 f"{list(ctx.cfg.data.outcome_names)} (have {sorted(out_df.columns)})")
+            cluster = resolve_data_config(ctx.cfg).cluster
+            if cluster is not None and cluster not in out_df.columns:
+                notes.append(f"realized uplift: outcomes have no cluster column {cluster!r}; customer-level SEs")
+                cluster = None
             per_customer = campaign_outcomes(decisions, out_df, specs, mcfg, customer_id=ctx.cfg.data.customer_id
                                              if ctx.cfg.data.customer_id in out_df.columns else "customer_id",
-                                             outcome_time=mcfg.outcome_time_column)
+                                             outcome_time=mcfg.outcome_time_column, cluster_col=cluster)
             expected = ctx.cfg.policy.outcome or ctx.cfg.data.main_outcome
-            rdrift = realized_uplift(per_customer, list(specs), mcfg, expected_outcome=expected)
+            rdrift = realized_uplift(per_customer, list(specs), mcfg, expected_outcome=expected,
+                                     cluster_col=cluster)
             written["realized_uplift"] = _write(ctx, rdrift, "realized_uplift", extra, batch_id)
 
         alerts = collect_alerts(mcfg, fdrift, sdrift, pdrift, rdrift)

@@ -12,6 +12,7 @@ import dataclasses
 from typing import Dict
 
 from ..config import DataConfig
+from ..datasets import resolve_data_config
 from ..errors import SplitError
 from ..logs import get_logger
 from ..schemas import conform
@@ -46,7 +47,8 @@ def run(ctx: RunContext, **_ignored) -> Dict[str, object]:
     cfg, store, run_id = ctx.cfg, ctx.store, ctx.run_id
     split_cfg = cfg.split
     log_df = store.read_run("experiment_log", run_id)
-    data_cfg = log_data_config(log_df, cfg.data)
+    # the cluster column as the data contract in force names it (the synthetic generator's households)
+    data_cfg = log_data_config(log_df, dataclasses.replace(cfg.data, cluster=resolve_data_config(cfg).cluster))
     if split_cfg.oot != type(split_cfg.oot)() and data_cfg.assigned_at is None:
         log.warning("split.oot is set but data.assigned_at is not: no out-of-time split for this data")
 

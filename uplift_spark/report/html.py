@@ -18,6 +18,7 @@ import pandas as pd
 from ..config import ReportConfig
 from ..schemas import slug
 from . import plots
+from .clusters import cluster_sentence
 from .data import ReportData
 from .segments import top_segments
 from .text import (GLOSSARY, ci_help, fmt, fmt_ci, fmt_share, fmt_signed, is_missing, learner_name,
@@ -519,6 +520,8 @@ def _validation_section(data, cfg) -> str:
         counts = status.value_counts()
         body += "<p>" + " ".join(f'<span class="status status-{esc(s)}">{esc(s)}: {int(n)}</span>'
                                  for s, n in counts.items()) + "</p>"
+        clustered = cluster_sentence(val)
+        body += f"<p>{esc(clustered)}</p>" if clustered else ""
         rank = status.map({"fail": 0, "failed": 0, "error": 0, "alert": 0, "warn": 1, "warning": 1}).fillna(2)
         ordered = val.assign(_r=rank.values).sort_values(["_r"], kind="stable").drop(columns="_r")
         problems = ordered[rank.sort_values(kind="stable").values < 2]

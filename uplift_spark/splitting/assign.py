@@ -20,6 +20,12 @@ Design (why it looks like this):
 * **Folds.** With ``n_folds > 0`` train customers get ``fold = floor(v / train * K)`` from the same
   stratified value ``v``, so folds are as balanced as the split itself; every other customer, and every
   customer when ``n_folds == 0``, gets ``fold = -1`` (never null, so filters need no null logic).
+* **Clusters.** With ``data.cluster`` (cluster-randomized experiments: households, stores) the unit of
+  all of the above is the cluster: the hash is of the cluster id, the stratum is the arm (and outcome
+  class) of the cluster's earliest row, a cluster with any assignment at/after the cutoff is wholly
+  ``oot``, and every customer takes its cluster's split and fold, so no cluster straddles two splits.
+  A customer listed under several clusters takes the smallest cluster id (validation flags such data);
+  a customer without a cluster id is its own cluster.
 """
 
 from __future__ import annotations
@@ -125,11 +131,18 @@ def assign_splits(df, data_cfg: DataConfig, split_cfg: SplitConfig, cutoff_micro
     aggs = [F.min(first).alias("_first"), F.count(F.lit(1)).alias("_rows")]
     if use_time:
         aggs.append(F.max(micros(ts)).alias("_last_us"))
-    cust = (
-        df.where(F.col(cid).isNotNull())
-        .groupBy(F.col(cid).cast("string").alias("customer_id"))
-        .agg(*aggs)
-    )
+    cluster = data_cfg.cluster
+    _require(df, cluster, "data.cluster")
+    rows = df.where(F.col(cid).isNotNull())
+    if cluster is not None:
+        # the randomization unit is the cluster: its key replaces the customer id until the end
+        unit_of = _unit_key(cid, cluster)
+        members = rows.groupBy(F.col(cid).cast("string").alias("_member")).agg(F.min(unit_of).alias("_unit"))
+        rows = rows.withColumn("_unit", unit_of)
+        unit = F.col("_unit").alias("customer_id")
+    else:
+        unit = F.col(cid).cast("string").alias("customer_id")
+    cust = rows.groupBy(unit).agg(*aggs)
     is_oot = (F.col("_last_us") >= F.lit(int(cutoff_micros))) if use_time else F.lit(False)
     cust = cust.withColumn("_oot", is_oot).withColumn("_u", split_value(F.col("customer_id"), split_cfg.seed))
 
@@ -165,7 +178,20 @@ def assign_splits(df, data_cfg: DataConfig, split_cfg: SplitConfig, cutoff_micro
     if with_stratum:
         straddles = (F.col("_oot") & (F.col("_first._t") < F.lit(int(cutoff_micros)))) if use_time else F.lit(False)
         cols += [F.col("stratum"), straddles.alias("straddles")]
-    return cust.select(*cols)
+    out = cust.select(*cols)
+    if cluster is None:
+        return out
+    # every member takes its cluster's split (one row per customer, as without clusters)
+    return (members.join(out.withColumnRenamed("customer_id", "_unit"), "_unit")
+            .select(F.col("_member").alias("customer_id"), *[c for c in out.columns if c != "customer_id"]))
+
+
+def _unit_key(cid: str, cluster: str):
+    """The cluster id as a string; a customer without one is its own cluster (a distinct key space)."""
+    from pyspark.sql import functions as F
+
+    return F.coalesce(F.concat(F.lit("c:"), F.col(cluster).cast("string")),
+                      F.concat(F.lit("u:"), F.col(cid).cast("string")))
 
 
 def attach_splits(df, splits, data_cfg: DataConfig):

@@ -6,6 +6,7 @@ from typing import List
 
 from ..config import DataConfig, ValidationConfig
 from . import gates
+from .clusters import cluster_checks, cluster_profile
 from .contract import contract_problems, required_columns
 from .profile import profile
 from .results import FAIL, PASS, CheckResult
@@ -37,7 +38,16 @@ def run_checks(df, data: DataConfig, cfg: ValidationConfig) -> List[CheckResult]
     if data.customer_id in usable:
         results += gates.id_checks(prof, data)
     results += gates.arm_checks(prof, data, cfg)
-    results += gates.srm_check(prof, data, cfg)
+    clustered = data.cluster is not None
+    if clustered and data.cluster not in usable:
+        results.append(CheckResult("cluster_arms", FAIL, f"data.cluster: column {data.cluster!r} is not in the "
+                                   "experiment log", column=data.cluster))
+    elif clustered:
+        # cluster-randomized: the sample ratio is judged on clusters (cluster_checks), not on customers
+        shares, source = gates.expected_shares(prof, data)
+        results += cluster_checks(cluster_profile(df, data, usable), data, cfg, shares, source)
+    else:
+        results += gates.srm_check(prof, data, cfg)
     results += gates.propensity_checks(prof, data)
     results += gates.balance_checks(prof, data, cfg)
     results += gates.leakage_checks(prof, data, usable)
