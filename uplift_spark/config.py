@@ -280,13 +280,62 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class CostModel:
+    """Expected cost from a second outcome model: ``face`` × the predicted probability of ``outcome``
+    under the arm (e.g. a coupon's face value × its chance of being redeemed)."""
+
+    face: float
+    outcome: str
+
+
+@dataclass(frozen=True)
 class ArmEconomics:
-    """Money per arm: value of one unit of outcome, cost per contact, max contacts, eligibility SQL."""
+    """Money per arm: value of one unit of outcome, cost per contact, max contacts, eligibility SQL.
+
+    ``cost`` is a number, a population column or Spark SQL expression (``0.1 * basket_value``), or
+    ``{face: 10.0, outcome: redeemed}`` (a :class:`CostModel`); ``channel`` is what frequency caps count.
+    """
 
     benefit: float = 1.0
-    cost: float = bounded(0.0, 0.0)
+    cost: Any = 0.0
     capacity: Optional[int] = None
     eligibility: Optional[str] = None
+    channel: Optional[str] = None
+
+    @property
+    def constant_cost(self) -> Optional[float]:
+        """The cost when it is the same for every customer, else None."""
+        return float(self.cost) if isinstance(self.cost, (int, float)) and not isinstance(self.cost, bool) else None
+
+
+@dataclass(frozen=True)
+class FairnessConfig:
+    """Coverage across the groups of a population column: every group's treated share within
+    ``max_treated_share_gap`` of the overall share, and per-group min/max shares of the contacts."""
+
+    group: Optional[str] = None
+    max_treated_share_gap: Optional[float] = bounded(None, 0.0, 1.0)
+    min_share: Mapping[str, float] = empty_mapping()
+    max_share: Mapping[str, float] = empty_mapping()
+
+
+@dataclass(frozen=True)
+class GuardrailConfig:
+    """A second outcome the campaign must not hurt: per customer (``max_uplift``: never treat a
+    customer whose predicted uplift of ``outcome`` is above it) and/or in total (``min_total_uplift``)."""
+
+    outcome: str
+    max_uplift: Optional[float] = None
+    min_total_uplift: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class FrequencyRule:
+    """At most ``max_contacts`` contacts in the last ``window_days`` (on ``channel``, or any channel)."""
+
+    max_contacts: int = bounded(3, 0)
+    window_days: int = bounded(30, 1)
+    channel: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -323,6 +372,10 @@ class PolicyConfig:
     search_sample_rows: int = bounded(50_000, 0)
     # stop the multiplier search once (dual bound − allocation value) / dual bound is below this
     dual_gap_tol: float = bounded(1e-4, 0.0, 0.5)
+    # business rules: fairness/coverage across groups, guardrail outcomes, contact-frequency caps
+    fairness: FairnessConfig = FairnessConfig()
+    guardrails: Tuple[GuardrailConfig, ...] = ()
+    frequency: Tuple[FrequencyRule, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -435,6 +488,8 @@ def _convert(value, tp, key: str):
             raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__} {value!r}")
         return _build(tp, value, key)
     if origin in (tuple, Tuple):
+        if isinstance(value, Mapping) and args and dataclasses.is_dataclass(args[0]):
+            value = [value]  # one rule written as a mapping: a list of one
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: expected a list, got {type(value).__name__} {value!r}")
         return tuple(_convert(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
@@ -538,10 +593,56 @@ def _validate(cfg: UpliftConfig) -> None:
         for arm in p.arms:
             if arm not in d.treatment_arms:
                 raise ConfigError(f"policy.arms: {arm!r} is not a treatment arm {list(d.treatment_arms)}")
+    _validate_rules(p)
     if cfg.monitoring.psi_warn > cfg.monitoring.psi_alert:
         raise ConfigError("monitoring: psi_warn must not exceed psi_alert")
     if cfg.tables.mode == "metastore" and not cfg.tables.database:
         raise ConfigError("tables.database: required when tables.mode is metastore (e.g. main.uplift)")
+
+
+def parse_cost(value, key: str):
+    """A number ≥ 0, a non-empty column/SQL expression, or ``{face, outcome}`` → :class:`CostModel`."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{key}: expected a number, a column/SQL expression or {{face, outcome}}, got {value!r}")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ConfigError(f"{key}: {value!r} is below the minimum 0")
+        return float(value)
+    if isinstance(value, str):
+        if not value.strip():
+            raise ConfigError(f"{key}: empty cost expression")
+        return value.strip()
+    if isinstance(value, CostModel):
+        return value
+    if isinstance(value, Mapping):
+        model = _build(CostModel, value, key)
+        if model.face < 0:
+            raise ConfigError(f"{key}.face: {model.face!r} is below the minimum 0")
+        if not model.outcome.strip():
+            raise ConfigError(f"{key}.outcome: empty outcome name")
+        return model
+    raise ConfigError(f"{key}: expected a number, a column/SQL expression or {{face, outcome}}, got {value!r}")
+
+
+def _validate_rules(p: "PolicyConfig") -> None:
+    """Costs, fairness, guardrails and frequency rules: shapes and ranges (feasibility is the solver's)."""
+    for arm, econ in p.arms.items():
+        object.__setattr__(econ, "cost", parse_cost(econ.cost, f"policy.arms.{arm}.cost"))
+    f = p.fairness
+    if (f.max_treated_share_gap is not None or f.min_share or f.max_share) and not f.group:
+        raise ConfigError("policy.fairness.group: required with max_treated_share_gap, min_share or max_share")
+    for name, shares in (("min_share", f.min_share), ("max_share", f.max_share)):
+        for g, v in shares.items():
+            if not 0.0 <= v <= 1.0:
+                raise ConfigError(f"policy.fairness.{name}.{g}: {v!r} must be between 0 and 1")
+    for g, lo in f.min_share.items():
+        if g in f.max_share and f.max_share[g] < lo:
+            raise ConfigError(f"policy.fairness: min_share.{g} {lo} is above max_share.{g} {f.max_share[g]}")
+    if sum(f.min_share.values()) > 1.0 + 1e-12:
+        raise ConfigError(f"policy.fairness.min_share: the shares sum to {sum(f.min_share.values()):.3f} > 1")
+    for i, g in enumerate(p.guardrails):
+        if g.max_uplift is None and g.min_total_uplift is None:
+            raise ConfigError(f"policy.guardrails[{i}]: set max_uplift and/or min_total_uplift for {g.outcome!r}")
 
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

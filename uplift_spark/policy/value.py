@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import List, Mapping, Optional, Sequence
 
-from ..config import ArmEconomics, PolicyConfig
+from ..config import ArmEconomics, CostModel, PolicyConfig
 from ..errors import PolicyError
 from ..schemas import slug, uplift_column
 
@@ -45,8 +45,12 @@ def economics(policy_cfg: PolicyConfig, arm: str) -> ArmEconomics:
 
 
 def add_values(df, policy_cfg: PolicyConfig, treatment_arms: Sequence[str],
-               risk_columns: Optional[Mapping[str, str]] = None):
+               risk_columns: Optional[Mapping[str, str]] = None, strict_costs: bool = False):
     """Add ``value_<arm>`` for every policy arm.
+
+    The cost is ``cost_<arm>`` when the frame has it, else the arm's constant cost or its expression over
+    the frame (:mod:`policy.costs`). A cost-model cost without its probability column gives a null value
+    (scores written before the cost model was scored), or :class:`PolicyError` with ``strict_costs``.
 
     ``risk_columns`` maps arm → column with the risk outcome's predicted uplift; by default
     ``uplift_<arm>__<risk.outcome>``. The penalty applies only when ``risk.outcome`` is set and
@@ -62,7 +66,7 @@ def add_values(df, policy_cfg: PolicyConfig, treatment_arms: Sequence[str],
         col = uplift_column(arm)
         if col not in df.columns:
             raise PolicyError(f"policy: no predicted uplift column {col!r} for arm {arm!r} (have {sorted(df.columns)})")
-        value = F.col(col).cast("double") * F.lit(float(econ.benefit)) - F.lit(float(econ.cost))
+        value = F.col(col).cast("double") * F.lit(float(econ.benefit)) - _cost(df, arm, econ, strict_costs)
         if use_risk:
             rcol = (risk_columns or {}).get(arm) or outcome_uplift_column(arm, risk.outcome)
             if rcol not in df.columns:
@@ -72,3 +76,18 @@ def add_values(df, policy_cfg: PolicyConfig, treatment_arms: Sequence[str],
             value = value - F.lit(float(risk.weight)) * F.coalesce(F.col(rcol).cast("double"), F.lit(0.0))
         out = out.withColumn(value_column(arm), value)
     return out
+
+
+def _cost(df, arm: str, econ: ArmEconomics, strict: bool):
+    from pyspark.sql import functions as F
+
+    from .costs import cost_column, cost_expression, cost_spec
+
+    if cost_column(arm) in df.columns:
+        return F.col(cost_column(arm)).cast("double")
+    try:
+        return cost_expression(df, arm, cost_spec(econ, arm))
+    except PolicyError:
+        if strict or not isinstance(cost_spec(econ, arm), CostModel):
+            raise
+        return F.lit(None).cast("double")

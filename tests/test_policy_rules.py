@@ -1,0 +1,178 @@
+"""Business rules in the policy: several constraints with one multiplier each (vs scipy linprog),
+per-customer costs (vs a hand computation) and the config forms of costs, fairness and guardrails."""
+
+import numpy as np
+import pytest
+
+from uplift_spark.config import CostModel, config_from_dict
+from uplift_spark.errors import ConfigError
+from uplift_spark.policy.lagrange import Cands, Layout, MultiSolver, Rows, business_constraints, choose
+
+ARMS = ["a", "b", "c"]
+
+
+def _instance(seed, n=300, k=3, g=2):
+    r = np.random.default_rng(seed)
+    grp = r.integers(0, g, n)
+    tau = r.normal(0.05, 0.05, (n, k)) + 0.03 * (grp[:, None] == 0)
+    cost = r.uniform(0.5, 2.0, (n, k)) * np.array([1.0, 1.5, 2.0])
+    values = 60 * tau * np.array([1.0, 1.3, 1.6]) - cost
+    values = np.where((r.random((n, k)) < 0.9) & (values >= 0), values, -np.inf)
+    rev = r.normal(-0.2, 1.0, (n, k))
+    budget = 0.2 * np.where(np.isfinite(values), cost, 0).max(axis=1).sum()
+    return values, cost, grp, rev, budget
+
+
+def _lp_optimum(values, cost, grp, rev, budget, cap0, gap, floor):
+    """The LP relaxation written from the business definitions (not from the solver's rows)."""
+    from scipy.optimize import linprog
+
+    n, _ = values.shape
+    cand = np.isfinite(values)
+    idx = np.argwhere(cand)
+    rows, rhs = [], []
+    for i in range(n):
+        rows.append((idx[:, 0] == i).astype(float))
+        rhs.append(1.0)
+    rows.append(cost[cand]), rhs.append(budget)
+    rows.append((idx[:, 1] == 0).astype(float)), rhs.append(cap0)
+    for g in range(grp.max() + 1):
+        share = (grp[idx[:, 0]] == g) / (grp == g).sum() - 1.0 / n  # group share − overall share
+        rows += [share, -share]
+        rhs += [gap, gap]
+    rows.append(-rev[cand]), rhs.append(-floor)
+    res = linprog(-values[cand], A_ub=np.array(rows), b_ub=np.array(rhs), bounds=(0, 1), method="highs")
+    assert res.status == 0
+    return -res.fun
+
+
+def _solve(values, cost, grp, rev, budget, cap0, gap, floor, g=2):
+    lay = Layout(3, g, 1)
+    sizes = [float((grp == j).sum()) for j in range(g)]
+    cons = business_constraints(lay, ARMS, budget=budget, capacity=[cap0, None, None],
+                                groups=[f"g{j}" for j in range(g)], group_sizes=sizes, max_gap=gap,
+                                guardrails=[("revenue", floor)])
+    rows = Rows(values, cost, grp, rev[:, :, None], np.random.default_rng(7).random(len(values)), lay)
+    alloc = MultiSolver(rows, cons, lay, grid_points=32).solve(float(values[np.isfinite(values)].max()))
+    return alloc, choose(rows, alloc.cands)[0]
+
+
+@pytest.mark.slow
+def test_several_constraints_near_lp_optimum_and_never_exceeded():
+    ratios = []
+    for seed in range(16):
+        values, cost, grp, rev, budget = _instance(seed)
+        n = len(values)
+        alloc, act = _solve(values, cost, grp, rev, budget, 40, 0.05, 0.0)
+        opt = _lp_optimum(values, cost, grp, rev, budget, 40, 0.05, 0.0)
+        on = act >= 0
+        pick = np.maximum(act, 0)
+        r = np.arange(n)
+        value = values[r, pick][on].sum()
+        # every hard constraint holds, recomputed from the choices (not from the solver's counts)
+        assert cost[r, pick][on].sum() <= budget + 1e-9
+        assert (act == 0).sum() <= 40
+        overall = on.mean()
+        for g in range(2):
+            assert abs(on[grp == g].mean() - overall) <= 0.05 + 1e-12
+        assert rev[r, pick][on].sum() >= -1e-9
+        assert np.isfinite(values[r, pick][on]).all()
+        assert value == pytest.approx(alloc.value, rel=1e-9)
+        assert alloc.dual_bound >= opt - 1e-6 * opt  # weak duality: a true upper bound
+        ratios.append(value / opt)
+    assert min(ratios) >= 0.94 and float(np.median(ratios)) >= 0.99, ratios
+
+
+def test_infeasible_guardrail_floor_names_the_constraint():
+    from uplift_spark.errors import PolicyError
+
+    values, cost, grp, rev, budget = _instance(3, n=120)
+    rev = -np.abs(rev) - 0.1  # every treatment hurts revenue: a positive floor cannot be met
+    with pytest.raises(PolicyError, match="guardrail:revenue"):
+        _solve(values, cost, grp, rev, budget, 40, 0.05, 1.0)
+
+
+def test_unconstrained_rows_take_their_best_positive_arm():
+    values, cost, grp, rev, _ = _instance(1, n=80)
+    lay = Layout(3)
+    rows = Rows(values, cost)
+    alloc = MultiSolver(rows, [], lay).solve(1.0)
+    act = choose(rows, alloc.cands)[0]
+    best = np.where(np.isfinite(values).any(axis=1), np.argmax(np.where(np.isfinite(values), values, -1), axis=1), -1)
+    best = np.where(np.where(np.isfinite(values), values, -1).max(axis=1) > 0, best, -1)
+    assert (act == best).all()
+
+
+def test_config_cost_forms_fairness_guardrails_frequency():
+    cfg = config_from_dict({"policy": {
+        "arms": {"a": {"cost": "0.1 * basket_value", "channel": "email"}, "b": {"cost": {"face": 10, "outcome": "redeemed"}},
+                 "c": {"cost": 2}},
+        "fairness": {"group": "region", "max_treated_share_gap": 0.05, "min_share": {"north": 0.2}},
+        "guardrails": [{"outcome": "unsubscribe", "max_uplift": 0.005}, {"outcome": "revenue", "min_total_uplift": 0}],
+        "frequency": {"max_contacts": 3, "window_days": 30, "channel": "email"}}})
+    p = cfg.policy
+    assert p.arms["a"].cost == "0.1 * basket_value" and p.arms["a"].channel == "email"
+    assert p.arms["b"].cost == CostModel(10.0, "redeemed") and p.arms["c"].constant_cost == 2.0
+    assert p.frequency[0].max_contacts == 3 and len(p.guardrails) == 2
+    for bad, msg in [({"arms": {"a": {"cost": -1}}}, "policy.arms.a.cost"),
+                     ({"arms": {"a": {"cost": {"face": 1}}}}, "outcome"),
+                     ({"fairness": {"max_treated_share_gap": 0.1}}, "policy.fairness.group"),
+                     ({"fairness": {"group": "r", "min_share": {"x": 0.7, "y": 0.6}}}, "sum"),
+                     ({"guardrails": [{"outcome": "u"}]}, "policy.guardrails")]:
+        with pytest.raises(ConfigError, match=msg):
+            config_from_dict({"policy": bad})
+
+
+def test_cost_expression_and_cost_model_equal_hand_computation(spark):
+    from uplift_spark.config import ArmEconomics, PolicyConfig
+    from uplift_spark.policy.costs import add_costs, outcome_mu_column
+    from uplift_spark.policy.value import add_values, value_column
+
+    rows = [("1", 100.0, 0.2, 0.3, 0.10, 0.02), ("2", 40.0, 0.5, 0.1, 0.05, 0.01), ("3", 0.0, 0.0, 0.9, 0.20, 0.04)]
+    df = spark.createDataFrame(rows, ["customer_id", "basket_value", outcome_mu_column("a", "redeemed"),
+                                      outcome_mu_column("b", "redeemed"), "uplift_a", "uplift_b"])
+    p = PolicyConfig(arms={"a": ArmEconomics(benefit=50.0, cost="0.1 * basket_value"),
+                           "b": ArmEconomics(benefit=80.0, cost={"face": 10.0, "outcome": "redeemed"})})
+    out = add_values(add_costs(df, p, ["a", "b"]), p, ["a", "b"]).orderBy("customer_id").toPandas()
+    basket = np.array([100.0, 40.0, 0.0])
+    mu_b = np.array([0.3, 0.1, 0.9])
+    np.testing.assert_allclose(out["cost_a"], 0.1 * basket)
+    np.testing.assert_allclose(out["cost_b"], 10.0 * mu_b)
+    np.testing.assert_allclose(out[value_column("a")], 50.0 * np.array([0.10, 0.05, 0.20]) - 0.1 * basket)
+    np.testing.assert_allclose(out[value_column("b")], 80.0 * np.array([0.02, 0.01, 0.04]) - 10.0 * mu_b)
+    from uplift_spark.errors import PolicyError
+
+    bad = PolicyConfig(arms={"a": ArmEconomics(cost="no_such_col * 2")})
+    with pytest.raises(PolicyError, match="policy.arms.a.cost"):
+        add_costs(df, bad, ["a"])
+
+
+@pytest.mark.slow
+def test_spark_passes_equal_numpy_passes(spark):
+    """The population path (one mapInPandas aggregation per pass) gives the NumPy path's result."""
+    import pandas as pd
+
+    for seed in (2, 5):
+        values, cost, grp, rev, budget = _instance(seed, n=200)
+        lay = Layout(3, 2, 1)
+        sizes = [float((grp == j).sum()) for j in range(2)]
+        cons = business_constraints(lay, ARMS, budget=budget, capacity=[25, None, None], groups=["g0", "g1"],
+                                    group_sizes=sizes, max_gap=0.05, guardrails=[("revenue", 0.0)])
+        tie = np.random.default_rng(7).random(len(values))
+        rows = Rows(values, cost, grp, rev[:, :, None], tie, lay)
+        cols = {f"v_{k}": np.where(np.isfinite(values[:, k]), values[:, k], np.nan) for k in range(3)}
+        cols.update({f"c_{k}": cost[:, k] for k in range(3)})
+        cols.update({f"u0_{k}": rev[:, k] for k in range(3)})
+        cols.update({"grp": grp.astype("int64"), "tie_u": tie})
+        frame = spark.createDataFrame(pd.DataFrame(cols)).repartition(3)
+        vmax = float(values[np.isfinite(values)].max())
+        local = MultiSolver(rows, cons, lay, grid_points=16)
+        start = local.soft_dual(rows)
+        a_np = local.solve(vmax, start=start)
+        a_sp = MultiSolver(frame, cons, lay, grid_points=16, scale_rows=rows).solve(vmax, start=start, rows_hint=rows)
+        assert a_sp.passes == a_np.passes
+        assert a_sp.value == pytest.approx(a_np.value, rel=1e-9)
+        np.testing.assert_allclose(a_sp.stats, a_np.stats, rtol=1e-9, atol=1e-9)
+        act = choose(rows, a_sp.cands)[0]
+        on, pick = act >= 0, np.maximum(act, 0)
+        assert cost[np.arange(len(act)), pick][on].sum() <= budget + 1e-9 and (act == 0).sum() <= 25
