@@ -34,3 +34,65 @@ def hillstrom_path():
     if not os.path.isfile(HILLSTROM_CSV):
         pytest.skip(f"Hillstrom data not found at {HILLSTROM_CSV}")
     return os.path.abspath(HILLSTROM_CSV)
+
+
+# --- One smoke pipeline run for the whole test session -------------------------------------------------
+# `smoke_run` runs `uplift-spark run` once on conf/smoke.yaml (8,000 rows, every stage) with test-sized
+# boosting and bootstrap settings, then reruns every stage but train with the same run id. Any test that
+# needs the tables, models or report of a full run asks for `smoke_run` instead of running stages itself:
+#     def test_x(spark, smoke_run): store = TableStore(spark, load_config(smoke_run.conf, output_root=smoke_run.out))
+# Treat its output as read-only (write elsewhere, e.g. tmp_path); `first`/`second` are the per-table row
+# counts of the run id after the first run and after the rerun.
+SMOKE_RUN_ID = "e2e-run"
+# Sizes that make the run fast without changing what it exercises (every stage, every table, both learners).
+SMOKE_TEST_OVERRIDES = {
+    ("model", "lightgbm", "num_iterations"): 15,
+    ("model", "lightgbm", "early_stopping_round"): 5,
+    ("evaluation", "bootstrap_replicates"): 5,
+    ("evaluation", "curve_points"): 21,
+}
+
+
+class SmokeRun:
+    def __init__(self, conf, out, run_id, first, second):
+        self.conf, self.out, self.run_id, self.first, self.second = conf, out, run_id, first, second
+
+
+def smoke_test_conf(folder):
+    """conf/smoke.yaml with SMOKE_TEST_OVERRIDES applied, written to ``folder``; returns its path."""
+    import yaml
+
+    with open(os.path.join(ROOT, "conf", "smoke.yaml"), encoding="utf-8") as fh:
+        doc = yaml.safe_load(fh)
+    for keys, value in SMOKE_TEST_OVERRIDES.items():
+        node = doc
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = value
+    path = os.path.join(str(folder), "smoke_test.yaml")
+    with open(path, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(doc, fh, sort_keys=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def smoke_run(spark, tmp_path_factory):
+    from uplift_spark.cli import main
+    from uplift_spark.config import load_config
+    from uplift_spark.io import TABLES, TableStore
+    from uplift_spark.pipelines.run import STAGE_ORDER
+
+    folder = tmp_path_factory.mktemp("smoke_run")
+    conf = smoke_test_conf(folder)
+    out = str(folder / "out")
+
+    def counts():
+        store = TableStore(spark, load_config(conf, output_root=out))
+        return {name: store.read(name, run_id=SMOKE_RUN_ID).count() for name in TABLES if store.exists(name)}
+
+    assert main(["run", "--conf-file", conf, "--output", out, "--run-id", SMOKE_RUN_ID]) == 0
+    first = counts()
+    # Rerun every stage but training (the costly one; its own rerun is covered in test_learners_pipeline).
+    rerun = ",".join(s for s in STAGE_ORDER if s != "train")
+    assert main(["run", "--conf-file", conf, "--output", out, "--run-id", SMOKE_RUN_ID, "--stages", rerun]) == 0
+    return SmokeRun(conf, out, SMOKE_RUN_ID, first, counts())

@@ -6,12 +6,10 @@ import pytest
 
 from uplift_spark.cli import main
 from uplift_spark.config import load_config
-from uplift_spark.io import TABLES, TableStore
-from uplift_spark.pipelines.run import STAGE_ORDER
+from uplift_spark.io import TableStore
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SMOKE = os.path.join(ROOT, "conf", "smoke.yaml")
-RUN_ID = "e2e-run"
+RUN_ID = "e2e-run"  # = conftest.SMOKE_RUN_ID
 
 # Tables every full run must fill for its run id (realized_uplift needs campaign outcomes, alerts may be empty).
 MUST_HAVE_ROWS = (
@@ -21,21 +19,15 @@ MUST_HAVE_ROWS = (
 )
 
 
-def _counts(spark, out):
-    store = TableStore(spark, load_config(SMOKE, output_root=out))
-    return {name: store.read(name, run_id=RUN_ID).count() for name in TABLES if store.exists(name)}
+@pytest.fixture(scope="module")
+def pipeline_run(smoke_run):
+    """The session's shared smoke run (tests/conftest.py): run once, then rerun every stage but train."""
+    return smoke_run.out, smoke_run.first, smoke_run.second
 
 
 @pytest.fixture(scope="module")
-def pipeline_run(spark, tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("e2e"))
-    assert main(["run", "--conf-file", SMOKE, "--output", out, "--run-id", RUN_ID]) == 0
-    first = _counts(spark, out)
-    # Rerun every stage but training (the costly one; its own rerun is covered in test_learners_pipeline).
-    rerun = ",".join(s for s in STAGE_ORDER if s != "train")
-    assert main(["run", "--conf-file", SMOKE, "--output", out, "--run-id", RUN_ID, "--stages", rerun]) == 0
-    second = _counts(spark, out)
-    return out, first, second
+def smoke_conf(smoke_run):
+    return smoke_run.conf
 
 
 def test_every_table_is_written(pipeline_run):
@@ -69,12 +61,12 @@ def test_models_and_report_exist(pipeline_run):
     assert "Qini" in html and "<img" in html
 
 
-def test_every_table_reads_with_delta_rs(spark, pipeline_run):
+def test_every_table_reads_with_delta_rs(spark, pipeline_run, smoke_conf):
     """A CRM reading with delta-rs sees the same rows and columns Spark wrote."""
     from deltalake import DeltaTable
 
     out, _, second = pipeline_run
-    store = TableStore(spark, load_config(SMOKE, output_root=out))
+    store = TableStore(spark, load_config(smoke_conf, output_root=out))
     for name, rows in second.items():
         table = DeltaTable(store.location(name))
         frame = table.to_pandas()
@@ -83,11 +75,11 @@ def test_every_table_reads_with_delta_rs(spark, pipeline_run):
         assert int((frame["run_id"] == RUN_ID).sum()) == rows, name
 
 
-def test_decisions_respect_budget(spark, pipeline_run):
+def test_decisions_respect_budget(spark, pipeline_run, smoke_conf):
     from pyspark.sql import functions as F
 
     out, _, _ = pipeline_run
-    cfg = load_config(SMOKE, output_root=out)
+    cfg = load_config(smoke_conf, output_root=out)
     store = TableStore(spark, cfg)
     decisions = store.read("decisions", run_id=RUN_ID)
     costs = {arm: econ.cost for arm, econ in cfg.policy.arms.items()}

@@ -3,7 +3,9 @@
 JARs come, in order of preference (``spark.jars: auto``):
 1. already on the cluster (Databricks, or a session someone else started): nothing is added;
 2. a local folder filled by ``uplift-spark install-jars`` (Maven), passed as ``spark.jars``;
-3. ``spark.jars.packages`` resolved by Spark's own Ivy resolver from Maven Central.
+3. resolved once by Spark's own Ivy resolver from Maven Central in a quiet subprocess into that folder
+   (one line of progress; the resolver's report only when it fails), then passed as in 2.
+``spark.jars: packages`` leaves the resolution to the session's own start (the resolver's full report).
 """
 
 from __future__ import annotations
@@ -100,6 +102,74 @@ def install_jars(jars_dir: str, timeout: int = 900) -> list:
     return jars
 
 
+# Resolver lines worth showing when resolution fails: the cause, not Ivy's progress report.
+_IVY_CAUSE = re.compile(r"(?i)(error|exception|unresolved|not found|failed|could not|refused|timed? ?out|::\s+\S+#)")
+_IVY_NOISE = re.compile(r"(?i)^(ivy default cache set to|the jars for the packages stored in|:: loading settings|"
+                        r":: resolving dependencies|:: resolution report|:: retrieving|\s*confs:|\s*found \S+ in|\s*downloading |\s*\[successful\]|"
+                        r":: resolution report|:: retrieving|\s*\d+ artifacts copied|\s*-{5,}|\s*\|)")
+
+
+def condense_resolver_output(text: str, max_lines: int = 15) -> str:
+    """The few lines of an Ivy run that say why it failed, without its progress report.
+
+    Lines naming an error come first; when none do, the last non-progress lines (the tail) are kept.
+    """
+    lines = [ln.rstrip() for ln in text.splitlines() if ln.strip()]
+    causes = [ln for ln in lines if _IVY_CAUSE.search(ln) and not _IVY_NOISE.match(ln)]
+    if not causes:
+        causes = [ln for ln in lines if not _IVY_NOISE.match(ln)]
+    seen, out = set(), []
+    for ln in causes:
+        if ln not in seen:
+            seen.add(ln)
+            out.append(ln)
+    return "\n".join(out[-max_lines:])
+
+
+def resolve_jars(jars_dir: str, timeout: int = 900, submit: Optional[str] = None) -> list:
+    """Resolve the pinned JARs with Spark's Ivy resolver in a subprocess and copy them into ``jars_dir``.
+
+    Ivy prints hundreds of lines, "Host ... not found" among them for mirrors it merely tries; a new user
+    reads them as failures. Running it once here, with its output captured, lets the first run print one
+    line (what, how much, where) and later runs find the folder (``local_jars``). A failure raises
+    :class:`EngineError` with the resolver's condensed cause.
+    """
+    submit = submit or shutil.which("spark-submit")
+    if not submit:
+        import pyspark
+
+        submit = os.path.join(os.path.dirname(pyspark.__file__), "bin", "spark-submit")
+    folder = os.path.expanduser(jars_dir)
+    print(f"uplift_spark: resolving {', '.join(JAR_COORDINATES)} from Maven Central into {folder} "
+          "(first run only) ...", file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        script = os.path.join(tmp, "noop.py")
+        with open(script, "w", encoding="utf-8") as fh:
+            fh.write("pass\n")
+        ivy = os.path.join(tmp, "ivy")
+        cmd = [submit, "--master", "local[1]", "--packages", ",".join(JAR_COORDINATES),
+               "--conf", f"spark.jars.ivy={ivy}", script]
+        env = dict(os.environ, SPARK_LOCAL_IP=os.environ.get("SPARK_LOCAL_IP", "127.0.0.1"))
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise EngineError(f"could not resolve {', '.join(JAR_COORDINATES)} with {submit}: {exc}") from exc
+        resolved = sorted(glob.glob(os.path.join(ivy, "jars", "*.jar")))
+        if proc.returncode != 0 or not resolved:
+            cause = condense_resolver_output(proc.stdout + "\n" + proc.stderr)
+            raise EngineError(f"could not resolve {', '.join(JAR_COORDINATES)} (exit {proc.returncode}); "
+                              f"resolver said:\n{cause}\n(or run 'uplift-spark install-jars' with Maven)")
+        os.makedirs(folder, exist_ok=True)
+        for jar in resolved:
+            shutil.copy2(jar, folder)
+    with open(os.path.join(folder, _MANIFEST), "w", encoding="utf-8") as fh:
+        json.dump({"coordinates": list(JAR_COORDINATES)}, fh)
+    jars = local_jars(folder) or []
+    size = sum(os.path.getsize(j) for j in jars) / 1e6
+    print(f"uplift_spark: {len(jars)} jars, {size:.0f} MB in {folder}", file=sys.stderr, flush=True)
+    return jars
+
+
 def _jar_conf(cfg: SparkConfig) -> Dict[str, str]:
     mode = cfg.jars
     if mode == "provided" or (mode == "auto" and on_databricks()):
@@ -163,6 +233,8 @@ def get_spark(cfg: Optional[SparkConfig] = None):
         conf.pop("spark.app.name", None)
     else:
         builder = SparkSession.builder.master(cfg.master)
+        if cfg.jars == "auto" and not on_databricks() and not local_jars(cfg.jars_dir):
+            resolve_jars(cfg.jars_dir)  # quiet, once; then session_conf passes the folder as spark.jars
         conf = session_conf(cfg)
     for key, value in conf.items():
         builder = builder.config(key, value)
@@ -253,7 +325,9 @@ def synapseml_available(spark) -> bool:
 __all__ = [
     "get_spark",
     "engine_status",
+    "condense_resolver_output",
     "install_jars",
+    "resolve_jars",
     "local_jars",
     "session_conf",
     "synapseml_available",
