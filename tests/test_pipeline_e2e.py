@@ -39,11 +39,11 @@ def test_every_table_is_written(pipeline_run):
     assert first["decisions"] == 8000
 
 
-def test_latest_points_at_the_validated_run(pipeline_run):
+def test_latest_points_at_the_validated_run(pipeline_run, smoke_conf):
     from uplift_spark.pipelines.context import latest_run_id
 
     out, _, _ = pipeline_run
-    assert latest_run_id(load_config(SMOKE, output_root=out)) == RUN_ID
+    assert latest_run_id(load_config(smoke_conf, output_root=out)) == RUN_ID
 
 
 def test_rerun_with_same_run_id_leaves_no_duplicates(pipeline_run):
