@@ -53,12 +53,10 @@ def test_train_validation_split_picks_best_qini_auc(spark):
         scored = learner.fit(train, pm).transform(valid)
         spdf = scored.select("arm", "conversion", "uplift_email_a", "uplift_email_b").toPandas()
         by_hand.append(_sklift(spdf, "email_a", "qini_auc"))
-        if i == 0:  # the evaluator alone, both metrics and the other arm, against sklift on the same rows
-            assert ev.evaluate(scored) == pytest.approx(by_hand[0], abs=1e-12)
-            for arm in ARMS:
-                for metric in ("qini_auc", "uplift_auc"):
-                    got = UpliftEvaluator(arm=arm, metricName=metric).evaluate(scored)
-                    assert got == pytest.approx(_sklift(spdf, arm, metric), abs=1e-12), (arm, metric)
+        if i == 0:  # the other metric and the other arm against sklift on the same rows
+            for arm, metric in (("email_a", "uplift_auc"), ("email_b", "qini_auc")):
+                got = UpliftEvaluator(arm=arm, metricName=metric).evaluate(scored)
+                assert got == pytest.approx(_sklift(spdf, arm, metric), abs=1e-12), (arm, metric)
     assert np.asarray(tvs_model.validationMetrics) == pytest.approx(np.asarray(by_hand), abs=1e-12)
     assert abs(by_hand[0] - by_hand[1]) > 1e-6  # the choice is not a tie
     best = json.loads(tvs_model.bestModel.learner_params["lightgbmParams"])
