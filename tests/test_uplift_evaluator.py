@@ -24,6 +24,7 @@ def _sklift(pdf, arm, metric):
     return float(qini_auc_score(*args) if metric == "qini_auc" else uplift_auc_score(*args))
 
 
+@pytest.mark.slow  # five T-learner fits (two grid points, the refit, two by hand): ~100 s on a busy 2-core machine
 def test_train_validation_split_picks_best_qini_auc(spark):
     from pyspark.ml.tuning import ParamGridBuilder, TrainValidationSplit
     from pyspark.sql import functions as F
