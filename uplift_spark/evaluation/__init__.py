@@ -12,4 +12,15 @@ from .suite import UpliftEvaluation, evaluate_slices, evaluate_uplift
 __all__ = [
     "CurveResult", "MetricRow", "ScanSettings", "UpliftEvaluation", "decile_calibration", "deciles_frame",
     "evaluate_uplift", "evaluate_slices", "exact_curve", "scan_slices", "scan_uplift", "uplift_at_name", "uplift_metrics",
+    "UpliftEvaluator",
 ]
+
+
+def __getattr__(name):
+    # imported on first use: the evaluator needs pyspark.ml, and the pure NumPy modules here
+    # (e.g. ``curves``) must stay importable without pyspark
+    if name == "UpliftEvaluator":
+        from .evaluator import UpliftEvaluator
+
+        return UpliftEvaluator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
