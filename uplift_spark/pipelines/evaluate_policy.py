@@ -204,7 +204,9 @@ def run(ctx: RunContext, population: Optional[str] = None, **_) -> dict:
     data = data_config(ctx, log_df)
     if outcome not in log_df.columns:
         raise DataError(f"experiment_log: policy outcome column {outcome!r} is missing")
-    cluster = pe.cluster or getattr(cfg.data, "cluster", None)
+    from ..datasets import resolve_data_config
+
+    cluster = pe.cluster or resolve_data_config(cfg).cluster
     if cluster and cluster not in log_df.columns:
         raise DataError(f"policy_evaluation.cluster: column {cluster!r} is not in experiment_log")
     splits_df = store.read_run("splits", ctx.run_id).select(F.col("customer_id").alias("__sid"), "split")
