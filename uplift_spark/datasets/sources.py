@@ -13,7 +13,7 @@ from ..config import DataConfig, SyntheticConfig, UpliftConfig
 from ..errors import ConfigError, DataError
 from ..io.sources import read_input, resolve_path  # noqa: F401  (resolve_path: public here too)
 from .hillstrom import load_hillstrom
-from .synthetic import generate_synthetic, synthetic_data_config
+from .synthetic import clustered, generate_synthetic, synthetic_data_config
 
 FILE_SOURCES = ("hillstrom", "csv", "parquet", "delta")
 
@@ -24,6 +24,10 @@ def resolve_data_config(cfg: UpliftConfig) -> DataConfig:
     if data.source == "synthetic" and not data.features:
         generated = synthetic_data_config(cfg.synthetic)
         return dataclasses.replace(generated, path=data.path, rename=data.rename)
+    if data.source == "synthetic" and data.cluster is None and clustered(cfg.synthetic):
+        # households are randomized as wholes: a spelled-out contract that forgets data.cluster would
+        # otherwise split and bootstrap them as independent customers
+        return dataclasses.replace(data, cluster="household_id")
     return data
 
 
