@@ -6,7 +6,7 @@ import pytest
 
 from uplift_spark.config import CostModel, config_from_dict
 from uplift_spark.errors import ConfigError
-from uplift_spark.policy.lagrange import Cands, Layout, MultiSolver, Rows, business_constraints, choose
+from uplift_spark.policy.lagrange import Layout, MultiSolver, Rows, business_constraints, choose
 
 ARMS = ["a", "b", "c"]
 

@@ -5,7 +5,6 @@ and the coverage simulations draw from the project's synthetic generator, whose 
 gives the true gain of any policy.
 """
 
-import dataclasses
 
 import numpy as np
 import pandas as pd

@@ -72,7 +72,7 @@ def campaign_outcomes(decisions_df, outcomes_df, outcomes: Mapping[str, str], cf
     for i, (name, kind) in enumerate(outcomes.items()):
         agg = F.max if kind == "binary" else F.sum
         aggs.append(agg(f"__o_{i}").alias(name))
-    aggs.append(F.count(F.col(f"__o_0") if outcomes else F.lit(None)).alias("__matched"))
+    aggs.append(F.count(F.col("__o_0") if outcomes else F.lit(None)).alias("__matched"))
     if cluster_col:
         aggs.append(F.min("__cl").alias(cluster_col))
     per_customer = joined.groupBy(*keys).agg(*aggs)

@@ -233,7 +233,6 @@ def run(ctx: RunContext, population: Optional[str] = None, **_) -> dict:
     rows: List[tuple] = []
     curve_rows: List[tuple] = []
     headline: Dict[str, object] = {}
-    z = None
     for split in wanted:
         n_split = sum(v for (s, _), v in counts.items() if s == split)
         share = min(1.0, n_split / float(max(n_pop, 1)))

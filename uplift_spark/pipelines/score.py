@@ -10,7 +10,6 @@ does not need a rescore.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
 from typing import Dict, List, Optional
 
