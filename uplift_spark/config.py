@@ -240,6 +240,13 @@ class ModelConfig:
     propensity: str = choice("known", "known", "estimate")
     propensity_clip: float = bounded(0.01, 0.0, 0.5)
     backend: str = choice("auto", "auto", "synapseml", "barrier")
+    # where each booster trains: per_task = PyPI lightgbm on all of that booster's rows inside ONE Spark
+    # task (independent boosters side by side); distributed = data-parallel over tasks (``backend``);
+    # auto = per_task when the booster's training rows x features x 8 bytes < per_task_max_bytes
+    distribution: str = choice("auto", "auto", "distributed", "per_task")
+    # 0 = derived: a quarter of one executor's memory (spark.executor.memory; spark.driver.memory on a
+    # local[...] master) divided by its concurrent tasks (executor cores / spark.task.cpus)
+    per_task_max_bytes: int = bounded(0, 0)
     lightgbm: LightGBMConfig = LightGBMConfig()
 
 

@@ -24,6 +24,7 @@ from .params import UpliftParams
 from .persistence import FolderReader, FolderWriter, write_folder
 from .registry import model_class
 from .frames import BINARY, REGRESSION
+from .trainer_base import BoosterSpec
 from .trainers import make_trainer
 
 log = get_logger("learners")
@@ -45,7 +46,8 @@ class UpliftLearner(Estimator, UpliftParams, MLWritable, MLReadable):
     def __init__(self, *, outcomeCol=None, outcomeType=None, armCol=None, controlArm=None, treatmentArms=None,
                  featureCols=None, categoricalCols=None, validationCol=None, backend=None, lightgbmParams=None,
                  propensity=None, propensityClip=None, propensityPrefix=None, allocation=None,
-                 maxCategories=None, lightgbm: Optional[LightGBMConfig] = None):
+                 maxCategories=None, distribution=None, perTaskMaxBytes=None,
+                 lightgbm: Optional[LightGBMConfig] = None):
         super().__init__()
         kwargs = {k: v for k, v in self._input_kwargs.items() if v is not None and k != "lightgbm"}
         self._set(**kwargs)
@@ -64,7 +66,7 @@ class UpliftLearner(Estimator, UpliftParams, MLWritable, MLReadable):
             categoricalCols=list(data.categorical_features), validationCol=validation_col or "",
             backend=model.backend, propensity=model.propensity, propensityClip=model.propensity_clip,
             propensityPrefix=data.propensity or "", allocation=json.dumps(dict(data.allocation)) if data.allocation else "",
-            lightgbm=model.lightgbm,
+            lightgbm=model.lightgbm, distribution=model.distribution, perTaskMaxBytes=model.per_task_max_bytes,
         )
 
     # -------------------------------------------------------------------- helpers
@@ -164,7 +166,8 @@ class UpliftLearner(Estimator, UpliftParams, MLWritable, MLReadable):
         train_rows = df.where(~F.col(valid).cast("boolean")) if valid else df
         enc = fit_encoding(train_rows, self.getFeatureCols(), self.getCategoricalCols(), self.getMaxCategories())
         cfg = self.getLightGBMConfig()
-        trainer = make_trainer(dataset.sparkSession, cfg, self.getBackend())
+        trainer = make_trainer(dataset.sparkSession, cfg, self.getBackend(), self.getDistribution(),
+                               self.getPerTaskMaxBytes())
         # Encoded once here; each arm's rows are then partitioned for the tasks and cached ONCE, and every
         # booster of that arm (and SynapseML's own passes over its input) reads that cache.
         data = df.select(
@@ -192,14 +195,15 @@ class UpliftLearner(Estimator, UpliftParams, MLWritable, MLReadable):
             outcome=self.getOutcomeCol(), outcome_type=self.getOutcomeType(),
             control_arm=self.getControlArm(), treatment_arms=list(self.getTreatmentArms()), encoding=enc,
             boosters=boosters, propensity=propensity,
-            training={"fingerprint": fingerprint, "backend": trainer.backend,
+            training={"fingerprint": fingerprint, "backend": _backends(trainer, boosters),
+                      "distribution": self.getDistribution(), "boosters": _how_trained(trainer, boosters),
                       "tasks": {arm: f.n_tasks for arm, f in frames.items()},
                       "repartitioned": {arm: f.repartitioned for arm, f in frames.items()},
                       "seconds": round(time.perf_counter() - started, 2)},
             params=self.paramValues(),
         )
         log.info("%s-learner on %r fitted: %d boosters with %s in %.1fs", self.learner, self.getOutcomeCol(),
-                 len(boosters), trainer.backend, time.perf_counter() - started)
+                 len(boosters), model.training["backend"], time.perf_counter() - started)
         return model
 
     def _train_rows(self, fingerprint: dict, arm: str) -> int:
@@ -223,13 +227,13 @@ class UpliftLearner(Estimator, UpliftParams, MLWritable, MLReadable):
 
     def _fit_outcome_models(self, frames, enc, trainer) -> Dict[str, str]:
         """μ_a for every arm; the control model is trained once and shared by all treatment arms."""
-        boosters = {}
         valid = _VALID if self.getValidationCol() else None
-        for arm in [self.getControlArm(), *self.getTreatmentArms()]:
-            res = trainer.train(frames[arm], _LABEL, enc.encoded_columns, enc.booster_names,
-                                self._outcome_objective(), enc.categorical_indexes, valid)
-            boosters[f"mu_{slug(arm)}"] = res.model_str
-        return boosters
+        arms = [self.getControlArm(), *self.getTreatmentArms()]
+        # independent boosters: a per-task trainer trains them side by side in one Spark job
+        results = trainer.train_many([
+            BoosterSpec(frames[arm], _LABEL, enc.encoded_columns, enc.booster_names, self._outcome_objective(),
+                        enc.categorical_indexes, valid) for arm in arms])
+        return {f"mu_{slug(arm)}": res.model_str for arm, res in zip(arms, results)}
 
     def _train_boosters(self, frames, enc, trainer) -> Dict[str, str]:
         """Boosters ``{key: LightGBM text}`` from per-arm :class:`~uplift_spark.learners.frames.TrainingFrame` s
@@ -266,6 +270,23 @@ class UpliftLearner(Estimator, UpliftParams, MLWritable, MLReadable):
         if meta.get("uid"):
             est._resetUid(meta["uid"])
         return est
+
+
+def _how_trained(trainer, boosters: Dict[str, str]) -> Dict[str, dict]:
+    """Per booster key: strategy (per_task/distributed), backend, tasks, best iteration."""
+    out = {}
+    for key, text in boosters.items():
+        res = trainer.how_trained(text)
+        if res is not None:
+            out[key] = {"strategy": res.strategy, "backend": res.backend, "tasks": res.num_tasks,
+                        "best_iteration": res.best_iteration}
+    return out
+
+
+def _backends(trainer, boosters: Dict[str, str]) -> str:
+    """The backend(s) that trained ``boosters`` ("per_task", "synapseml", "barrier", or "a+b")."""
+    used = sorted({b["backend"] for b in _how_trained(trainer, boosters).values()})
+    return "+".join(used) if used else trainer.backend
 
 
 _UpliftLearner = UpliftLearner

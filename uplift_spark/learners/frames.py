@@ -105,6 +105,8 @@ class TrainingFrame:
     partition_rows: Tuple[int, ...] = ()
     valid_rows: int = 0
     owns_cache: bool = True  # False when the caller had cached ``df`` already: unpersist leaves it
+    # "distributed" (one partition per LightGBM task) or "per_task" (rows as they are: ONE task reads them all)
+    strategy: str = "distributed"
 
     def derive(self, df) -> "TrainingFrame":
         """Same rows and partitioning, other columns (``df`` must be a narrow map of ``self.df``)."""
@@ -112,7 +114,8 @@ class TrainingFrame:
         if parts != self.n_tasks:
             raise ModelError(f"derived training frame has {parts} partitions, expected {self.n_tasks}: "
                              "only narrow transformations keep the task layout")
-        return TrainingFrame(df, self.n_tasks, self.repartitioned, self.partition_rows, self.valid_rows, True)
+        return TrainingFrame(df, self.n_tasks, self.repartitioned, self.partition_rows, self.valid_rows, True,
+                             self.strategy)
 
     def unpersist(self) -> None:
         if self.owns_cache:

@@ -113,6 +113,10 @@ class UpliftParams(UpliftModelParams):
         typeConverter=TypeConverters.toString)
     backend: "Param[str]" = Param(Params._dummy(), "backend",
         "auto, synapseml or barrier (or a registered trainer backend)", typeConverter=TypeConverters.toString)
+    distribution: "Param[str]" = Param(Params._dummy(), "distribution",
+        "auto, distributed or per_task (each booster in one Spark task)", typeConverter=TypeConverters.toString)
+    perTaskMaxBytes: "Param[int]" = Param(Params._dummy(), "perTaskMaxBytes",
+        "auto: per_task below rows x features x 8 bytes (0 = from executor memory)", typeConverter=TypeConverters.toInt)
     lightgbmParams: "Param[str]" = Param(Params._dummy(), "lightgbmParams",
         "LightGBMConfig as a JSON string", typeConverter=TypeConverters.toString)
     propensity: "Param[str]" = Param(Params._dummy(), "propensity",
@@ -128,13 +132,14 @@ class UpliftParams(UpliftModelParams):
 
     PARAM_NAMES = UpliftModelParams.PARAM_NAMES + (
         "validationCol", "backend", "lightgbmParams", "propensity", "propensityClip", "propensityPrefix",
-        "allocation", "maxCategories")
+        "allocation", "maxCategories", "distribution", "perTaskMaxBytes")
 
     def __init__(self) -> None:
         super().__init__()
         self._setDefault(validationCol="", backend="auto",
                          lightgbmParams=json.dumps(to_dict(LightGBMConfig())), propensity="known",
-                         propensityClip=0.01, propensityPrefix="", allocation="", maxCategories=200)
+                         propensityClip=0.01, propensityPrefix="", allocation="", maxCategories=200,
+                         distribution="auto", perTaskMaxBytes=0)
 
     def getLightGBMConfig(self) -> LightGBMConfig:
         """The ``lightgbmParams`` JSON as a typed :class:`LightGBMConfig`."""
@@ -159,6 +164,22 @@ class UpliftParams(UpliftModelParams):
     def setBackend(self: P, value: str) -> P:
         """Sets the value of :py:attr:`backend`."""
         return self._set(backend=value)
+
+    def getDistribution(self) -> str:
+        """Gets the value of :py:attr:`distribution` or its default value."""
+        return self.getOrDefault(self.distribution)
+
+    def setDistribution(self: P, value: str) -> P:
+        """Sets the value of :py:attr:`distribution`."""
+        return self._set(distribution=value)
+
+    def getPerTaskMaxBytes(self) -> int:
+        """Gets the value of :py:attr:`perTaskMaxBytes` or its default value."""
+        return self.getOrDefault(self.perTaskMaxBytes)
+
+    def setPerTaskMaxBytes(self: P, value: int) -> P:
+        """Sets the value of :py:attr:`perTaskMaxBytes`."""
+        return self._set(perTaskMaxBytes=value)
 
     def getLightgbmParams(self) -> str:
         """Gets the value of :py:attr:`lightgbmParams` or its default value."""

@@ -11,7 +11,7 @@ that trains ONE booster on a :class:`~uplift_spark.learners.frames.TrainingFrame
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..config import LightGBMConfig
 from ..errors import ModelError
@@ -28,6 +28,20 @@ class TrainedBooster:
     backend: str
     num_tasks: int
     best_iteration: int = 0
+    strategy: str = "distributed"  # or "per_task": all the booster's rows in one Spark task
+
+
+@dataclass(frozen=True)
+class BoosterSpec:
+    """One booster to train (the arguments of :meth:`Trainer.train`), for :meth:`Trainer.train_many`."""
+
+    frame: object  # a TrainingFrame from Trainer.prepare, or a DataFrame
+    label_col: str
+    feature_cols: Sequence[str]
+    feature_names: Sequence[str]
+    objective: str
+    categorical_indexes: Sequence[int] = ()
+    valid_col: Optional[str] = None
 
 
 def lightgbm_params(cfg: LightGBMConfig, objective: str) -> Dict[str, object]:
@@ -66,6 +80,9 @@ class Trainer:
     def __init__(self, spark, cfg: LightGBMConfig):
         self.spark = spark
         self.cfg = cfg
+        # every booster this trainer returned, in order: learners map their booster keys to how each
+        # was trained (strategy, backend) without changing the ``train`` signature
+        self.trained: List[TrainedBooster] = []
 
     def prepare(self, df, label_col: str, objective: str, valid_col: Optional[str] = None,
                 counts: Optional[Mapping[object, int]] = None) -> TrainingFrame:
@@ -89,11 +106,26 @@ class Trainer:
               valid_col: Optional[str] = None) -> TrainedBooster:
         frame, owned = self._frame(df, label_col, feature_cols, objective, valid_col)
         try:
-            return self._train(frame, label_col, feature_cols, feature_names, objective, categorical_indexes,
-                               valid_col)
+            res = self._train(frame, label_col, feature_cols, feature_names, objective, categorical_indexes,
+                              valid_col)
         finally:
             if owned:
                 frame.unpersist()
+        self.trained.append(res)
+        return res
+
+    def train_many(self, specs: Sequence[BoosterSpec]) -> List[TrainedBooster]:
+        """Train independent boosters; results in the order of ``specs``. This default trains them one
+        after the other; a backend that can train them side by side (per_task) overrides it."""
+        return [self.train(s.frame, s.label_col, s.feature_cols, s.feature_names, s.objective,
+                           s.categorical_indexes, s.valid_col) for s in specs]
+
+    def how_trained(self, model_str: str) -> Optional[TrainedBooster]:
+        """The :class:`TrainedBooster` this trainer returned with ``model_str`` (None if none)."""
+        for res in reversed(self.trained):
+            if res.model_str == model_str:
+                return res
+        return None
 
     def _train(self, frame: TrainingFrame, label_col: str, feature_cols: Sequence[str],
                feature_names: Sequence[str], objective: str, categorical_indexes: Sequence[int],
@@ -101,4 +133,4 @@ class Trainer:
         raise NotImplementedError
 
 
-__all__ = ["Trainer", "TrainedBooster", "lightgbm_params", "METRIC", "BINARY", "REGRESSION"]
+__all__ = ["Trainer", "TrainedBooster", "BoosterSpec", "lightgbm_params", "METRIC", "BINARY", "REGRESSION"]

@@ -6,6 +6,10 @@ cached partition per task, ``train`` returns a :class:`TrainedBooster` holding L
 * ``synapseml`` — :mod:`uplift_spark.learners.synapseml_trainer` (SynapseML LightGBM on the executors);
 * ``barrier`` — :mod:`uplift_spark.learners.barrier_trainer` (PyPI lightgbm in a Spark barrier stage).
 
+``model.distribution`` (``auto``/``per_task``) wraps the chosen backend in
+:class:`~uplift_spark.learners.distribution.DistributionTrainer`, which trains boosters that fit one
+task with :class:`~uplift_spark.learners.per_task_trainer.PerTaskTrainer` instead.
+
 A new backend registers itself with ``register_trainer("name", TrainerClass)``; ``model.backend: name``
 then selects it (``auto`` keeps choosing between SynapseML and barrier).
 """
@@ -17,9 +21,11 @@ from typing import Dict, Type
 from ..config import LightGBMConfig
 from ..errors import ModelError
 from .barrier_trainer import BarrierTrainer
+from .distribution import DistributionTrainer
 from .frames import BINARY, REGRESSION, TrainingFrame
 from .synapseml_trainer import SynapseMLTrainer
-from .trainer_base import TrainedBooster, Trainer, lightgbm_params
+from .per_task_trainer import PerTaskTrainer
+from .trainer_base import BoosterSpec, TrainedBooster, Trainer, lightgbm_params
 
 TRAINERS: Dict[str, Type[Trainer]] = {"synapseml": SynapseMLTrainer, "barrier": BarrierTrainer}
 
@@ -45,11 +51,17 @@ def resolve_backend(spark, backend: str) -> str:
     return backend
 
 
-def make_trainer(spark, cfg: LightGBMConfig, backend: str = "auto") -> Trainer:
-    return TRAINERS[resolve_backend(spark, backend)](spark, cfg)
+def make_trainer(spark, cfg: LightGBMConfig, backend: str = "auto", distribution: str = "distributed",
+                 per_task_max_bytes: int = 0) -> Trainer:
+    """The ``backend`` trainer, wrapped in a :class:`DistributionTrainer` unless ``distribution`` is
+    ``distributed`` (then every booster trains data-parallel, as before ``model.distribution``)."""
+    distributed = TRAINERS[resolve_backend(spark, backend)](spark, cfg)
+    if distribution == "distributed":
+        return distributed
+    return DistributionTrainer(spark, cfg, distributed, distribution, per_task_max_bytes)
 
 
 __all__ = [
     "BINARY", "REGRESSION", "TRAINERS", "TrainedBooster", "Trainer", "TrainingFrame", "SynapseMLTrainer",
-    "BarrierTrainer", "lightgbm_params", "make_trainer", "register_trainer", "resolve_backend",
+    "BarrierTrainer", "BoosterSpec", "DistributionTrainer", "PerTaskTrainer", "lightgbm_params", "make_trainer", "register_trainer", "resolve_backend",
 ]

@@ -21,6 +21,7 @@ from .frames import REGRESSION
 from .models import UpliftModel
 from .registry import register_learner
 from .scoring import score_boosters
+from .trainer_base import BoosterSpec
 
 _IMPUTED = "__uplift_imputed"
 
@@ -80,24 +81,33 @@ class XLearner(UpliftLearner):
             *[(F.col(_imputed(slug(a))) - F.col(_LABEL)).alias(_imputed(slug(a))) for a in treatments],
         ))
         ctrl.df.persist(StorageLevel.MEMORY_AND_DISK)  # filled by the first read of the first tau0 booster
+        # per-task frames: every stage-2 booster of every arm trains side by side in one Spark job (each
+        # imputed frame is read once, so it is not cached); distributed: arm by arm, as the caches cost memory
+        per_task = all(frames[a].strategy == "per_task" for a in [control_arm, *treatments])
         try:
-            for arm in treatments:
-                key = slug(arm)
-                # Treated rows: D1_k = Y − μ_0(x)
-                out = {_IMPUTED: (lambda preds, extra, n: preds(f"mu_{control}"))}
-                scored, bc = score_boosters(frames[arm].df, enc.encoded_columns, boosters, out)
-                treated = frames[arm].derive(scored.withColumn(_IMPUTED, F.col(_LABEL) - F.col(_IMPUTED)))
-                treated.df.persist(StorageLevel.MEMORY_AND_DISK)
+            for batch in ([treatments] if per_task else [[a] for a in treatments]):
+                specs, keys, held = [], [], []
                 try:
-                    res1 = trainer.train(treated, _IMPUTED, enc.encoded_columns, enc.booster_names, REGRESSION,
-                                         enc.categorical_indexes, valid)
+                    for arm in batch:
+                        key = slug(arm)
+                        # Treated rows: D1_k = Y − μ_0(x)
+                        out = {_IMPUTED: (lambda preds, extra, n: preds(f"mu_{control}"))}
+                        scored, bc = score_boosters(frames[arm].df, enc.encoded_columns, boosters, out)
+                        treated = frames[arm].derive(scored.withColumn(_IMPUTED, F.col(_LABEL) - F.col(_IMPUTED)))
+                        held.append((treated, bc))
+                        if not per_task:
+                            treated.df.persist(StorageLevel.MEMORY_AND_DISK)
+                        specs += [BoosterSpec(treated, _IMPUTED, enc.encoded_columns, enc.booster_names, REGRESSION,
+                                              enc.categorical_indexes, valid),
+                                  BoosterSpec(ctrl, _imputed(key), enc.encoded_columns, enc.booster_names,
+                                              REGRESSION, enc.categorical_indexes, valid)]
+                        keys += [f"tau1_{key}", f"tau0_{key}"]
+                    for name, res in zip(keys, trainer.train_many(specs)):
+                        boosters[name] = res.model_str
                 finally:
-                    treated.unpersist()
-                    bc.unpersist()
-                res0 = trainer.train(ctrl, _imputed(key), enc.encoded_columns, enc.booster_names, REGRESSION,
-                                     enc.categorical_indexes, valid)
-                boosters[f"tau1_{key}"] = res1.model_str
-                boosters[f"tau0_{key}"] = res0.model_str
+                    for treated, bc in held:
+                        treated.unpersist()
+                        bc.unpersist()
         finally:
             ctrl.unpersist()
             ctrl_bc.unpersist()
