@@ -1,7 +1,7 @@
 """End to end on synthetic data: seconds and peak driver memory per pipeline stage.
 
     python benchmarks/end_to_end.py --rows 1000000 [--driver-memory 1g] [--master local[2]]
-        [--iterations 100] [--bootstrap 100] [--output /tmp/uplift_bench_e2e]
+        [--iterations 100] [--bootstrap 100] [--distribution auto] [--output /tmp/uplift_bench_e2e]
 
 Runs every stage of ``uplift_spark.pipelines.run.STAGE_ORDER`` on one run id, exactly as
 ``uplift-spark run`` would, with ~20 features (16 numeric + 4 categorical) and 3 treatment arms. A
@@ -26,7 +26,7 @@ from _common import MemorySampler, Timer, lightgbm_config, print_table, syntheti
 
 
 def build_config(rows: int, output: str, master: str, driver_memory: str, iterations: int, bootstrap: int,
-                 shuffle_partitions: int, partitions: int, executor_memory: str = ""):
+                 shuffle_partitions: int, partitions: int, executor_memory: str = "", distribution: str = "auto"):
     """conf/smoke.yaml scaled up: same contract, bigger data, 20 features, budgets proportional to rows."""
     from uplift_spark.config import config_from_dict, to_dict
     from uplift_spark.datasets import synthetic_data_config
@@ -45,6 +45,7 @@ def build_config(rows: int, output: str, master: str, driver_memory: str, iterat
     raw["data"] = {k: v for k, v in to_dict(synthetic_data_config(syn)).items()}
     raw["model"]["lightgbm"] = to_dict(lightgbm_config(iterations))
     raw["model"]["outcomes"] = ["conversion"]
+    raw["model"]["distribution"] = distribution
     raw["evaluation"]["bootstrap_replicates"] = bootstrap
     raw["evaluation"]["curve_points"] = 101
     raw["policy"]["budget"] = 0.15 * rows
@@ -68,6 +69,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--driver-memory", default="1g")
     parser.add_argument("--executor-memory", default="", help="e.g. 3g with --master 'local-cluster[2,1,4096]'")
     parser.add_argument("--iterations", type=int, default=100)
+    parser.add_argument("--distribution", default="auto", help="model.distribution: auto, distributed or per_task")
     parser.add_argument("--bootstrap", type=int, default=100)
     parser.add_argument("--shuffle-partitions", type=int, default=8)
     parser.add_argument("--partitions", type=int, default=8)
@@ -86,7 +88,7 @@ def main(argv=None) -> dict:
     elif not args.run_id:
         parser.error("--resume needs the --run-id of the kept run")
     cfg = build_config(args.rows, output, args.master, args.driver_memory, args.iterations, args.bootstrap,
-                       args.shuffle_partitions, args.partitions, args.executor_memory)
+                       args.shuffle_partitions, args.partitions, args.executor_memory, args.distribution)
 
     from uplift_spark.pipelines.context import RunContext, new_run_id
     from uplift_spark.pipelines.run import STAGE_ORDER
@@ -110,7 +112,8 @@ def main(argv=None) -> dict:
         row = {"stage": stage, "seconds": seconds, **sampler.peak(stage)}
         if stage == "train":
             manifest = json.load(open(os.path.join(ctx.model_dir, "manifest.json"), encoding="utf-8"))
-            row["detail"] = ", ".join(f"{m['learner']}-learner {m['seconds']}s" for m in manifest["models"])
+            row["detail"] = ", ".join(f"{m['learner']}-learner {m['seconds']}s ({m.get('backend')})"
+                                      for m in manifest["models"])
         stages.append(row)
         # a partial result after every stage: a long run that is stopped still leaves its figures
         write_result(f"end_to_end_{args.rows}_partial", {"rows": args.rows, "master": args.master,
@@ -135,11 +138,13 @@ def main(argv=None) -> dict:
           f"{all_peak.get('driver_python_mb')} MB, peak JVM {all_peak.get('jvm_mb')} MB, "
           f"peak driver python + JVM {all_peak.get('driver_total_mb')} MB")
     result = {"rows": args.rows, "master": args.master, "driver_memory": args.driver_memory,
+              "distribution": args.distribution,
               "executor_memory": args.executor_memory,
               "iterations": args.iterations, "bootstrap": args.bootstrap, "session_seconds": session_seconds,
               "total_seconds": total_seconds, "stages": stages, "peaks": all_peak, "tables": tables,
               "features": len(cfg.data.features), "treatment_arms": list(cfg.data.treatment_arms)}
-    write_result(f"end_to_end_{args.rows}_{args.master.replace('[', '').replace(']', '').replace(',', '_')}", result)
+    write_result(f"end_to_end_{args.rows}_{args.master.replace('[', '').replace(']', '').replace(',', '_')}"
+                 + ("" if args.distribution == "auto" else f"_{args.distribution}"), result)
     spark.stop()
     if not args.keep:
         shutil.rmtree(output, ignore_errors=True)

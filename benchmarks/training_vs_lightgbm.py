@@ -1,7 +1,7 @@
 """Spark T/X learners vs the same learners on PyPI ``lightgbm`` in one process: wall time and Qini AUC.
 
     python benchmarks/training_vs_lightgbm.py --rows 1000000 [--iterations 100] [--master local[2]]
-        [--backend auto] [--threads 2] [--warmup] [--lgb-threads N]
+        [--backend auto] [--distribution auto[,distributed]] [--threads 2] [--warmup] [--lgb-threads N]
 
 Both sides see the same rows (the synthetic log is written once to Parquet, then read by Spark and by
 pyarrow), the same 60/20/20 customer split (valid = early stopping), the same feature encoding (the
@@ -13,6 +13,8 @@ with ``lightgbm.train``: T: μ_a per arm, τ_k = μ_k − μ_0. X: stage-2 regre
 reference uses ``--threads`` threads (default: all cores), Spark one LightGBM thread per task.
 Besides wall time it prints the Spark jobs of each fit and CPU seconds (this process + the local
 JVM + Python workers): on a shared machine wall time mostly measures the others' load.
+``--distribution`` (``model.distribution``; comma-separated: each is fitted in the same run, side by
+side with the one reference) chooses per-task boosters, data-parallel ones, or ``auto`` by size.
 """
 
 from __future__ import annotations
@@ -123,6 +125,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--driver-memory", default="1g")
     parser.add_argument("--backend", default="auto")
+    parser.add_argument("--distribution", default="auto",
+                        help="model.distribution: auto, distributed, per_task; comma-separated to compare in one run")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--learners", default="t,x")
     parser.add_argument("--seed", type=int, default=7)
@@ -158,9 +162,10 @@ def main(argv=None) -> dict:
     print(f"generated {args.rows:,} rows in {clock():.1f}s", flush=True)
     df = spark.read.parquet(src)
     train, test = df.where("split != 'test'"), df.where("split = 'test'")
-    model_cfg = ModelConfig(backend=args.backend, lightgbm=lgb_cfg)
+    distributions = [d.strip() for d in args.distribution.split(",") if d.strip()]
+    model_cfg = ModelConfig(backend=args.backend, lightgbm=lgb_cfg, distribution=distributions[0])
     results = {"rows": args.rows, "master": args.master, "backend": args.backend, "threads": args.threads,
-               "iterations": args.iterations, "learners": {}}
+               "distribution": distributions, "iterations": args.iterations, "learners": {}}
     spark_models = {}
     if args.warmup:
         clock = Timer()
@@ -168,10 +173,15 @@ def main(argv=None) -> dict:
             train.limit(5000))
         print(f"warm-up fit (5,000 rows): {clock():.1f}s", flush=True)
     results["warmup"] = bool(args.warmup)
-    for learner in args.learners.split(","):
-        est = learner_class(learner).from_config(data, model_cfg, outcome="conversion", validation_col="is_valid")
+    import dataclasses
+
+    fits = [(learner, dist) for learner in args.learners.split(",") for dist in distributions]
+    for learner, dist in fits:
+        name = learner if len(distributions) == 1 else f"{learner}:{dist}"
+        est = learner_class(learner).from_config(data, dataclasses.replace(model_cfg, distribution=dist),
+                                                 outcome="conversion", validation_col="is_valid")
         sc = spark.sparkContext
-        group = f"bench_fit_{learner}"
+        group = f"bench_fit_{learner}_{dist}"
         sc.setJobGroup(group, f"{learner}-learner fit")
         clock, cpu = Timer(), cpu_seconds()
         model = est.fit(train)
@@ -180,13 +190,15 @@ def main(argv=None) -> dict:
         jobs = sc.statusTracker().getJobIdsForGroup(group)
         stages = sum(len(sc.statusTracker().getJobInfo(j).stageIds) for j in jobs
                      if sc.statusTracker().getJobInfo(j) is not None)
-        spark_models[learner] = model
-        out = os.path.join(args.workdir, f"scored_{learner}")
+        spark_models[name] = model
+        out = os.path.join(args.workdir, f"scored_{name.replace(':', '_')}")
         model.transform(test).select("customer_id", *[uplift_column(a) for a in arms]).write.parquet(out)
-        results["learners"][learner] = {"spark_seconds": seconds, "spark_backend": model.training["backend"],
+        strategies = sorted({b["strategy"] for b in model.training.get("boosters", {}).values()})
+        results["learners"][name] = {"learner": learner, "distribution": dist, "strategies": strategies,
+                                        "spark_seconds": seconds, "spark_backend": model.training["backend"],
                                         "spark_jobs": len(jobs), "spark_stages": stages, "spark_cpu_seconds": cpu,
                                         "load_1min": os.getloadavg()[0]}
-        print(f"spark {learner}-learner ({model.training['backend']}): {seconds:.1f}s, {cpu:.1f} CPU s, "
+        print(f"spark {learner}-learner ({dist}: {model.training['backend']}): {seconds:.1f}s, {cpu:.1f} CPU s, "
               f"{len(jobs)} Spark jobs ({stages} stages incl. skipped)", flush=True)
 
     cols = ["customer_id", "arm", "conversion", "split", *data.features,
@@ -200,8 +212,9 @@ def main(argv=None) -> dict:
         ref = reference_learners(pdf[pdf.split == "train"], pdf[pdf.split == "valid"], test_x, test_prop, encoding,
                                  lgb_cfg, control, arms, args.threads)
     rows = []
-    for learner, info in results["learners"].items():
-        scored = pq.read_table(os.path.join(args.workdir, f"scored_{learner}")).to_pandas()
+    for name, info in results["learners"].items():
+        learner = info["learner"]
+        scored = pq.read_table(os.path.join(args.workdir, f"scored_{name.replace(':', '_')}")).to_pandas()
         scored = test_pdf[["customer_id"]].merge(scored, on="customer_id", how="left")
         spark_q = qini_per_arm(test_pdf, {a: scored[uplift_column(a)].to_numpy() for a in arms}, control)
         info["spark_qini"] = spark_q
@@ -212,16 +225,17 @@ def main(argv=None) -> dict:
             info["reference_qini"] = qini_per_arm(test_pdf, ref[learner]["uplift"], control)
             info["time_ratio"] = round(info["spark_seconds"] / max(ref[learner]["seconds"], 1e-9), 2)
         for a in arms:
-            rows.append({"learner": learner, "arm": a, "spark_s": info["spark_seconds"], "jobs": info["spark_jobs"],
+            rows.append({"learner": name, "arm": a, "spark_s": info["spark_seconds"], "jobs": info["spark_jobs"],
                          "spark_cpu": info["spark_cpu_seconds"], "lightgbm_cpu": info.get("reference_cpu_seconds"),
                          "cpu_ratio": info.get("cpu_ratio"),
                          "lightgbm_s": info.get("reference_seconds"), "ratio": info.get("time_ratio"),
                          "qini_spark": round(spark_q[a], 5),
                          "qini_lightgbm": round(info["reference_qini"][a], 5) if "reference_qini" in info else None})
     # noise scale: the test-set Qini AUC's bootstrap standard deviation for the T-learner, per arm
-    if "t" in results["learners"]:
+    t_fit = next((n for n, i in results["learners"].items() if i["learner"] == "t"), None)
+    if t_fit is not None:
         rng = np.random.default_rng(0)
-        scored = pq.read_table(os.path.join(args.workdir, "scored_t")).to_pandas()
+        scored = pq.read_table(os.path.join(args.workdir, f"scored_{t_fit.replace(':', '_')}")).to_pandas()
         scored = test_pdf[["customer_id"]].merge(scored, on="customer_id", how="left")
         noise = {}
         for a in arms:
@@ -242,7 +256,8 @@ def main(argv=None) -> dict:
                 f"training, {args.rows:,} rows ({args.master}, {args.threads} reference threads)")
     if "qini_bootstrap_sd_t" in results:
         print(f"test-set Qini AUC bootstrap sd (T, Spark): {results['qini_bootstrap_sd_t']}")
-    write_result(f"training_vs_lightgbm_{args.rows}" + ("_barrier" if args.backend == "barrier" else ""), results)
+    write_result(f"training_vs_lightgbm_{args.rows}" + ("_barrier" if args.backend == "barrier" else "")
+                 + ("" if distributions == ["auto"] else "_" + "_".join(distributions)), results)
     spark.stop()
     if not args.keep:
         shutil.rmtree(args.workdir, ignore_errors=True)

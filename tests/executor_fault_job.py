@@ -117,7 +117,8 @@ def main() -> None:
     lgb_cfg = LightGBMConfig(num_iterations=60, learning_rate=0.1, num_leaves=8, min_data_in_leaf=30,
                              early_stopping_round=0, num_tasks=2, seed=3, timeout_seconds=300.0)
     common = dict(outcomeCol="conversion", treatmentArms=["email_a"], featureCols=["x0", "x1", "x2", "c0"],
-                  categoricalCols=["c0"], validationCol="is_valid", lightgbm=lgb_cfg)
+                  categoricalCols=["c0"], validationCol="is_valid", lightgbm=lgb_cfg,
+                  distribution="distributed")  # the scenarios are about the data-parallel trainers
     store = TableStore(spark, UpliftConfig(run=RunConfig(output_root=out_root)))
     model = None
     for name in scenarios:

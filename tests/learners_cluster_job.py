@@ -1,4 +1,5 @@
-"""Run in a subprocess by tests/test_learners_cluster.py: a small fit on ``local-cluster[2,1,1024]``.
+"""Run in a subprocess by tests/test_learners_cluster.py: a small fit on ``local-cluster[2,1,1024]``
+(barrier and SynapseML data-parallel; X-learner per task and auto).
 
 Prints one JSON line: executors seen, the barrier trainer's task count, scoring result and what
 happened with SynapseML on the same cluster (it may fail there: microsoft/SynapseML#2467).
@@ -19,7 +20,8 @@ def main() -> None:
 
     from learner_data import make_rct
     from uplift_spark.config import LightGBMConfig, SparkConfig
-    from uplift_spark.learners import TLearner
+    from uplift_spark.learners import TLearner, XLearner
+    from uplift_spark.learners.per_task_trainer import default_per_task_max_bytes
     from uplift_spark.session import session_conf
 
     master = sys.argv[1] if len(sys.argv) > 1 else "local-cluster[2,1,1024]"
@@ -43,15 +45,23 @@ def main() -> None:
                              early_stopping_round=5, num_tasks=2, seed=3, timeout_seconds=300.0)
     common = dict(outcomeCol="conversion", treatmentArms=["email_a"], featureCols=["x0", "x1", "x2", "c0"],
                   categoricalCols=["c0"], validationCol="is_valid", lightgbm=lgb_cfg)
-    model = TLearner(backend="barrier", **common).fit(df)
+    model = TLearner(backend="barrier", distribution="distributed", **common).fit(df)
     scored = model.transform(df).select("uplift_email_a", "true_uplift_email_a").toPandas()
     out["barrier"] = {
         "rows_scored": int(len(scored)),
         "corr": float(scored.corr().iloc[0, 1]),
         "boosters": sorted(model.boosters),
     }
+    # per_task: each booster in one task on an executor (both arms side by side), then scored there
+    for name in ("per_task", "auto"):
+        fitted = XLearner(backend="barrier", distribution=name, **common).fit(df)
+        s1 = fitted.transform(df).select("uplift_email_a", "true_uplift_email_a").toPandas()
+        out[name] = {"rows_scored": int(len(s1)), "corr": float(s1.corr().iloc[0, 1]),
+                     "boosters": sorted(fitted.boosters),
+                     "strategies": sorted({b["strategy"] for b in fitted.training["boosters"].values()}),
+                     "per_task_max_bytes": default_per_task_max_bytes(spark)}
     try:
-        syn = TLearner(backend="synapseml", **common).fit(df)
+        syn = TLearner(backend="synapseml", distribution="distributed", **common).fit(df)
         s2 = syn.transform(df).select("uplift_email_a", "true_uplift_email_a").toPandas()
         out["synapseml"] = {"ok": True, "corr": float(s2.corr().iloc[0, 1])}
     except Exception as exc:  # report the exact failure, do not hide it

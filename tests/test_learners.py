@@ -89,9 +89,11 @@ def test_model_metadata_and_columns(fitted):
     assert x.encoding.categorical == ("c0",) and x.encoding.categories["c0"] == ["a", "b", "c"]  # by frequency
     per_arm = x.training["fingerprint"]["per_arm"]
     assert set(per_arm) == {"control", "email_a", "email_b"}
-    # num_tasks=1 on a 2-partition input: each arm is hash-repartitioned (and cached) once per fit
-    assert x.training["tasks"] == {"control": 1, "email_a": 1, "email_b": 1}
-    assert x.training["repartitioned"] == {"control": True, "email_a": True, "email_b": True}
+    # distribution auto (the default): these arms fit one task, so every booster (stage 2 too) trains
+    # per task on the arm's rows as they are (cached once per fit, never repartitioned)
+    assert set(x.training["boosters"]) == set(x.boosters) and x.training["distribution"] == "auto"
+    assert {b["strategy"] for b in x.training["boosters"].values()} == {"per_task"}
+    assert x.training["repartitioned"] == {"control": False, "email_a": False, "email_b": False}
 
 
 def _encode(pdf, model):
@@ -107,10 +109,11 @@ def _encode(pdf, model):
 
 
 def test_matches_single_machine_lightgbm_reference(rct, fitted, test_scores):
-    """Same data, same params, one task, deterministic: PyPI lightgbm 4.6 reproduces SynapseML's
-    native 3.3.5 training. Not bit-exact in general (row order inside the task changes float summation
-    order of histograms), so we allow 1e-4 on the probability scale; early-stopping picks the same
-    iteration because validation losses agree to ~1e-12."""
+    """Same data, same params, one task, deterministic: the learner's boosters (per task by default;
+    SynapseML's native 3.3.5 with ``distribution: distributed``) reproduce PyPI lightgbm 4.6. Not
+    bit-exact in general (row order inside the task changes float summation order of histograms), so
+    we allow 1e-4 on the probability scale; early-stopping picks the same iteration because
+    validation losses agree to ~1e-12."""
     import lightgbm as lgb
 
     from uplift_spark.learners import lightgbm_params

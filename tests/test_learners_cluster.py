@@ -23,6 +23,13 @@ def test_trains_and_scores_on_two_executors():
     barrier = out["barrier"]
     assert barrier["rows_scored"] == 3000 and barrier["boosters"] == ["mu_control", "mu_email_a"]
     assert barrier["corr"] > 0.3
+    # model.distribution per_task / auto: every X-learner booster in one executor task, scored there
+    boosters = ["mu_control", "mu_email_a", "tau0_email_a", "tau1_email_a"]
+    for name in ("per_task", "auto"):
+        got = out[name]
+        assert got["rows_scored"] == 3000 and got["boosters"] == boosters and got["corr"] > 0.3, (name, got)
+        assert got["strategies"] == ["per_task"], (name, got)  # 1,200 rows: far below the threshold
+    assert out["auto"]["per_task_max_bytes"] == 2 ** 30 // 4  # 1g executors, one core each
     # SynapseML on local-cluster either works or fails with a recorded error (SynapseML issue 2467)
     syn = out["synapseml"]
     assert syn["ok"] is True or syn["error"], syn

@@ -2,7 +2,7 @@
 
 ``<model_dir>/manifest.json`` = {model_version, run_id, created_at, control_arm, treatment_arms,
 features, categorical_features, primary_outcome, models: [{learner, outcome, outcome_type, path,
-backend, seconds, digest_sha256}], manifest_sha256}. ``digest_sha256`` pins each model folder's
+backend, seconds, strategy: {booster: per_task|distributed}, digest_sha256}], manifest_sha256}. ``digest_sha256`` pins each model folder's
 ``_digest.json`` (which covers every file of the folder, metadata included); ``manifest_sha256`` is
 the SHA-256 of the manifest's other keys as canonical JSON, so an edited manifest is refused too.
 Paths may be any Hadoop path (:mod:`uplift_spark.io.fs`).

@@ -84,6 +84,9 @@ def run(ctx: RunContext, **_ignored) -> Dict[str, object]:
                 entries.append({"learner": learner, "outcome": outcome, "outcome_type": model.outcome_type,
                                 "path": rel, "backend": model.training.get("backend"),
                                 "seconds": model.training.get("seconds"),
+                                # per booster: per_task or distributed (model.distribution)
+                                "strategy": {k: b.get("strategy") for k, b in
+                                             (model.training.get("boosters") or {}).items()},
                                 "digest_sha256": digest_sha256(folder)})
                 importance_rows += model.feature_importance()
                 log.info("trained %s-learner for %s in %.1fs", learner, outcome, watch())
