@@ -60,7 +60,7 @@ def test_bin_sums_and_map_on_spark_equal_numpy(spark):
     assert np.all(np.diff(m.calibrated) >= -1e-15) and np.all(np.diff(m.predicted) > 0)
     # the map on Spark (CASE WHEN expression) equals np.interp with flat ends; nulls stay null
     probe = np.concatenate([np.linspace(-4, 4, 97), np.asarray(m.predicted), [np.nan]])
-    df = spark.createDataFrame(pd.DataFrame({"x": probe}).astype(object).where(pd.notna(probe), None), "x double")
+    df = spark.createDataFrame([(None if np.isnan(v) else float(v),) for v in probe], "x double")
     from pyspark.sql import functions as F
 
     got = np.array([r[0] if r[0] is not None else np.nan
