@@ -83,8 +83,14 @@ def calibration_maps(ctx: RunContext, treatment_arms: Sequence[str]) -> Tuple[Op
     wide = preds.groupBy("customer_id").agg(
         *[F.max(F.when(F.col("arm") == a, F.col("uplift"))).alias(f"pred_{k}")
           for k, a in enumerate(treatment_arms, start=1)])
+    from pyspark import StorageLevel
+
     frame = wide.join(log_rows, "customer_id").where((F.col("w") >= 0) & F.col("y").isNotNull())
-    maps = fit(bin_sums(frame, list(treatment_arms), p.calibration_bins, "wt"))
+    frame = frame.persist(StorageLevel.MEMORY_AND_DISK)  # read twice per arm (quantiles, then sums)
+    try:
+        maps = fit(bin_sums(frame, list(treatment_arms), p.calibration_bins, "wt"))
+    finally:
+        frame.unpersist()
     for arm, cal in maps.items():
         log.info("calibration %s on %s (%d customers): predicted %s -> held-out %s", arm, split, cal.customers,
                  [round(v, 4) for v in cal.predicted], [round(v, 4) for v in cal.calibrated])
