@@ -168,8 +168,8 @@ def summary_with_calibration(spark, summary_df, written_decisions):
 def with_held_out(store, run_id: str, headline: Dict[str, dict], population: int) -> Optional[str]:
     """Rewrite the run's ``decision_summary`` with the held-out estimate on its ``total`` row(s).
 
-    The estimate is evaluate-policy's AIPW gain per customer (first split in ``headline``) × the decided
-    population; rewriting the same values on a rerun leaves one copy (idempotent per run id).
+    The estimate is evaluate-policy's AIPW gain per customer (first split in ``headline``) × the customers
+    in the run's decisions (``population`` when there are none); rewriting the same values on a rerun leaves one copy (idempotent per run id).
     """
     from pyspark.sql import functions as F
 
@@ -182,6 +182,8 @@ def with_held_out(store, run_id: str, headline: Dict[str, dict], population: int
         return None
     split = next(iter(headline))
     gain = headline[split]["gain"]
+    if store.exists("decisions"):
+        population = store.read("decisions", run_id=run_id).count() or population  # the customers decided on
     values = {"held_out_value": float(gain["estimate"]) * population,
               "held_out_ci_low": float(gain["ci_low"]) * population,
               "held_out_ci_high": float(gain["ci_high"]) * population, "held_out_split": split}
