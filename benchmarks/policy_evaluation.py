@@ -85,10 +85,12 @@ def main() -> None:
     spec = ScoreSpec(k, benefits, costs, ("p0", "p1"), ("c0", "c1"), tuple(tuple(ths[c]) for c in range(2)))
     mom = score_moments(data, spec)
     timings["moments_with_curves"] = time.perf_counter() - t
+    load = os.getloadavg()  # the machine may be shared: ratios to the full scan are the comparable figure
     base = timings["full_scan_aggregation"]
     rows = [{"step": s, "seconds": round(v, 2), "x_full_scan": round(v / base, 1)} for s, v in timings.items()]
     print_table(rows, ["step", "seconds", "x_full_scan"])
-    write_result("policy_evaluation", {"rows": n, "arms": k, "points": args.points, "partitions": args.partitions,
+    print(f"load average (1/5/15 min) at the end: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} cores")
+    write_result("policy_evaluation", {"rows": n, "load_average": list(load), "cores": os.cpu_count(), "arms": k, "points": args.points, "partitions": args.partitions,
                                        "score_columns": len(spec.layout()), "units": mom.units, "timings": timings})
     spark.stop()
 

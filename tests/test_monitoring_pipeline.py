@@ -65,7 +65,8 @@ def ctx(spark, tmp_path_factory):
     dec = pd.DataFrame({"run_id": RUN, "campaign_id": "spring", "customer_id": test_ids,
                         "action": np.where(hold, "none", "email_a"), "expected_value": 0.5, "expected_uplift": 0.06,
                         "bucket": np.where(hold, "holdout", "policy"), "policy_action": "email_a",
-                        "reason": "test", "decided_at": decided})
+                        "reason": "test", "decided_at": decided, "expected_uplift_calibrated": 0.06,
+                        "expected_value_calibrated": 0.5})
     context.store.write(conform(spark.createDataFrame(dec), "decisions"), "decisions", RUN)
     outcomes_path = os.path.join(root, "outcomes")
     spark.createDataFrame(pd.DataFrame({"customer_id": test_ids[conv], "conversion": 1,

@@ -389,7 +389,11 @@ def test_score_and_decide_pipelines(spark, tmp_path, monkeypatch):
     dec = deltalake.DeltaTable(ctx.store.location("decisions")).to_pandas()
     assert len(dec) == len(pdf) and dec.customer_id.is_unique and (dec.run_id == "r1").all()
     summary = deltalake.DeltaTable(ctx.store.location("decision_summary")).to_pandas()
-    assert set(summary.kind) == {"allocation", "constraint"}
+    assert set(summary.kind) == {"allocation", "constraint", "total"}
+    total = summary[summary.kind == "total"].iloc[0]  # all contacts; no calibration split in this run
+    contacted = dec[dec.action != "none"]
+    assert total.customers == len(contacted) and total.expected_value == pytest.approx(contacted.expected_value.sum())
+    assert dec.expected_uplift_calibrated.isna().all() and pd.isna(total.expected_value_calibrated)
     budget_row = summary[summary.constraint == "budget"].iloc[0]
     cost = dec.action.map(dict(zip(ARMS, COST))).fillna(0.0)
     assert cost.sum() == pytest.approx(budget_row.used) and budget_row.used <= 40.0  # policy + explore

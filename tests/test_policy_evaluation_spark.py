@@ -150,3 +150,29 @@ def test_bad_inputs_raise_clear_errors(spark):
     with pytest.raises(ModelError, match="no T-learner model for outcome 'conversion'"):
         outcome_model_columns("/nonexistent", {"models": [{"learner": "x", "outcome": "conversion"}]},
                               "conversion", None, ["c", "a"])
+
+
+def test_curve_rewards_honour_eligibility_risk_and_policy_arms(spark):
+    """The curves allocate by what decide values: benefit × uplift − risk.weight × risk uplift, nothing for
+    an ineligible customer or an arm outside policy.arms (null = not available on the hull)."""
+    from uplift_spark.config import ArmEconomics, PolicyConfig, RiskConfig
+    from uplift_spark.pipelines.evaluate_policy import curve_reward_columns
+
+    rng = np.random.default_rng(11)
+    n = 40
+    pdf = pd.DataFrame({"customer_id": [f"c{i}" for i in range(n)], "opted_in": rng.integers(0, 2, n),
+                        "uplift_a": rng.normal(0.1, 0.1, n), "uplift_b": rng.normal(0.1, 0.1, n),
+                        "uplift_c": rng.normal(0.1, 0.1, n), "uplift_a__unsub": rng.normal(0.02, 0.01, n),
+                        "uplift_b__unsub": rng.normal(0.02, 0.01, n), "uplift_c__unsub": rng.normal(0.0, 0.01, n)})
+    pdf.loc[3, "uplift_b__unsub"] = np.nan  # a missing risk prediction carries no penalty, as in decide
+    p = PolicyConfig(policy="budget", budget=5.0, risk=RiskConfig(outcome="unsub", weight=0.5),
+                     arms={"a": ArmEconomics(benefit=2.0, cost=0.1, eligibility="opted_in = 1"),
+                           "b": ArmEconomics(benefit=3.0, cost=0.2)})
+    df = spark.createDataFrame(pdf)
+    cols = curve_reward_columns(df, p, ["a", "b", "c"], ["a", "b"], 4, ["uplift_a", "uplift_b", "uplift_c"], "unsub")
+    got = df.select("customer_id", *cols).toPandas().set_index("customer_id").loc[pdf.customer_id]
+    ra = np.where(pdf.opted_in == 1, 2.0 * pdf.uplift_a - 0.5 * pdf.uplift_a__unsub, np.nan)
+    rb = 3.0 * pdf.uplift_b - 0.5 * pdf.uplift_b__unsub.fillna(0.0)
+    np.testing.assert_allclose(got["r_4_1"].to_numpy(dtype=float), ra, atol=1e-12)
+    np.testing.assert_allclose(got["r_4_2"].to_numpy(dtype=float), rb, atol=1e-12)
+    assert got["r_4_3"].isna().all()

@@ -281,3 +281,15 @@ def test_report_section_states_policy_vs_random():
     assert "At a budget of 2,000 the policy earns +0.5000 per customer (95% CI 0.3000 to 0.7000)" in body
     assert "random customers earns +0.2000" in body and "the difference is +0.3000" in body
     assert figures["policy_curves.png"][:8] == b"\x89PNG\r\n\x1a\n"
+    # predicted, calibrated and held-out value side by side (decision_summary's total row)
+    summary = pd.DataFrame([
+        dict(kind="allocation", expected_value=600.0, expected_value_calibrated=150.0, held_out_value=None,
+             held_out_ci_low=None, held_out_ci_high=None, held_out_split=None),
+        dict(kind="total", expected_value=1300.0, expected_value_calibrated=350.0, held_out_value=320.0,
+             held_out_ci_low=-100.0, held_out_ci_high=740.0, held_out_split="test")])
+    body, _ = policy_section(ev, curves, summary=summary)
+    import html
+
+    body = html.unescape(body)
+    assert ("predicted value is +1,300.00 (the models' own prediction); calibrated on held-out data it is +350.00; "
+            "the held-out estimate of the policy's gain is +320.00 (95% CI -100.00 to 740.00, split test)") in body

@@ -383,6 +383,12 @@ class PolicyConfig:
     fairness: FairnessConfig = FairnessConfig()
     guardrails: Tuple[GuardrailConfig, ...] = ()
     frequency: Tuple[FrequencyRule, ...] = ()
+    # held-out calibration of predicted uplift (decisions.expected_*_calibrated): randomized split of the
+    # run's predictions it is fitted on (never the split evaluate-policy judges the policy on), and bins
+    calibration_split: str = "valid"
+    calibration_bins: int = bounded(10, 2)
+    # decide on calibrated values (uplift mapped through the held-out calibration) instead of predictions
+    calibrated: bool = False
 
 
 @dataclass(frozen=True)

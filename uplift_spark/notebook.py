@@ -45,3 +45,20 @@ def show(df, n: int = 20) -> None:
         display(df)
     else:
         df.show(n, truncate=False)
+
+
+def show_png(png: bytes, path: Optional[str] = None) -> None:
+    """An image inline on Databricks (``displayHTML``), else written to ``path`` (when given) and named."""
+    import base64
+
+    import __main__
+
+    display_html = getattr(__main__, "displayHTML", None)
+    if callable(display_html):
+        display_html(f'<img src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">')
+        return
+    if path:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with open(path, "wb") as fh:
+            fh.write(png)
+    print(f"figure: {len(png)} bytes" + (f" -> {path}" if path else ""))

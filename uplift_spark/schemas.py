@@ -53,18 +53,28 @@ TABLE_COLUMNS: Dict[str, Tuple[Tuple[str, str], ...]] = {
         ("run_id", "string"), ("model_version", "string"), ("customer_id", "string"), ("arm", "string"),
         ("uplift", "double"), ("value", "double"), ("scored_at", "timestamp"), ("*", ""),
     ),
+    # expected_value / expected_uplift: the MODEL'S PREDICTION for the chosen action (value net of cost
+    # and risk penalty; 0 for "none"). expected_uplift_calibrated / expected_value_calibrated: the same
+    # mapped through the held-out calibration of predicted uplift (observed uplift per predicted-uplift bin
+    # on the randomized policy.calibration_split, isotonic); null when the run has no calibration split.
     "decisions": (
         ("run_id", "string"), ("campaign_id", "string"), ("customer_id", "string"), ("action", "string"),
         ("expected_value", "double"), ("expected_uplift", "double"), ("bucket", "string"),
         ("policy_action", "string"), ("reason", "string"), ("decided_at", "timestamp"),
+        ("expected_uplift_calibrated", "double"), ("expected_value_calibrated", "double"),
     ),
     # kind "allocation": one row per bucket × action (constraint columns null); kind "constraint": one
-    # row per constraint ("budget", "capacity:<arm>", "top_k") with use (policy + explore) vs limit.
+    # row per constraint ("budget", "capacity:<arm>", "top_k") with use (policy + explore) vs limit;
+    # kind "total": all contacts. expected_* are model predictions, expected_*_calibrated the calibrated
+    # sums; held_out_* (total row, written by evaluate-policy) = the held-out AIPW estimate of the
+    # policy's gain over treating nobody on held_out_split, per customer × the decided population.
     "decision_summary": (
         ("run_id", "string"), ("campaign_id", "string"), ("kind", "string"), ("bucket", "string"),
         ("action", "string"), ("customers", "long"), ("cost", "double"), ("expected_uplift", "double"),
         ("expected_value", "double"), ("constraint", "string"), ("used", "double"), ("limit", "double"),
-        ("multiplier", "double"),
+        ("multiplier", "double"), ("expected_uplift_calibrated", "double"), ("expected_value_calibrated", "double"),
+        ("held_out_value", "double"), ("held_out_ci_low", "double"), ("held_out_ci_high", "double"),
+        ("held_out_split", "string"),
     ),
     # held-out policy evaluation: one row per split × policy × (baseline) × estimator × metric. metric
     # "value" (net of cost, per customer), "gain" (value − treating nobody), "difference" (paired vs

@@ -21,6 +21,8 @@ from ..policy.decide import check_constraints
 from ..policy.eligibility import eligible_column, has_rules, rule_expression
 from ..policy.value import economics
 from ..schemas import conform, slug, uplift_column
+from .calibrate_values import CALIBRATED_COLUMNS, add_calibrated, calibrated_uplift_frame, calibration_maps, \
+    summary_with_calibration
 from .context import RunContext
 from .score import load_population
 
@@ -81,20 +83,36 @@ def run(ctx: RunContext, population: Optional[str] = None, **_) -> dict:
     # write: computed once (one shuffle) instead of three times, released after the write
     from pyspark import StorageLevel
 
+    # held-out calibration of predicted uplift (before any write: a bad calibration config writes nothing)
+    maps, why_not = calibration_maps(ctx, treatment_arms)
+    if maps is None:
+        if p.calibrated:
+            raise PolicyError(f"policy.calibrated: no held-out calibration: {why_not}")
+        log.warning("decide: expected_*_calibrated left empty: %s", why_not)
+    if p.calibrated:
+        wide = calibrated_uplift_frame(wide, maps, arms)
     wide = wide.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         decisions, summary = decide(wide, p, treatment_arms)
+        preds = wide.select("customer_id", *[f"__pred_{slug(a)}" for a in arms]) if p.calibrated else None
+        decisions = add_calibrated(decisions, maps, p, arms, p.calibrated, preds)
         decided_at = datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None)
         decisions = conform(decisions.withColumn("run_id", F.lit(ctx.run_id))
                                      .withColumn("decided_at", F.lit(decided_at).cast("timestamp")), "decisions")
-        summary_df = conform(summary.to_dataframe(ctx.spark, ctx.run_id), "decision_summary")
         loc = ctx.store.write(decisions, "decisions", ctx.run_id)
+        written = ctx.store.read("decisions", run_id=ctx.run_id)
+        summary_df = conform(summary_with_calibration(ctx.spark, summary.to_dataframe(ctx.spark, ctx.run_id), written),
+                             "decision_summary")
+        totals = summary_df.where(F.col("kind") == "total").select(*CALIBRATED_COLUMNS).collect()
         loc_summary = ctx.store.write(summary_df, "decision_summary", ctx.run_id)
     finally:
         wide.unpersist()
     out = summary.to_dict()
+    if totals:
+        out.update({c: None if totals[0][c] is None else round(float(totals[0][c]), 4) for c in CALIBRATED_COLUMNS})
+    out["calibrated"] = bool(p.calibrated)
     out.update({"table": loc, "summary_table": loc_summary, "campaign_id": p.campaign_id})
-    log.info("decide: %d contacts, expected value %.2f; multiplier search: %d passes over the population "
-             "+ %d on a %d-row sample, dual gap %s", out["contacts"], out["expected_value"],
+    log.info("decide: %d contacts, expected value %.2f (calibrated %s); multiplier search: %d passes over the population "
+             "+ %d on a %d-row sample, dual gap %s", out["contacts"], out["expected_value"], out.get("expected_value_calibrated"),
              out["aggregation_passes"], out["sample_passes"], out["search_sample_rows"], out["dual_gap"])
     return out

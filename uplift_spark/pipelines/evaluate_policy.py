@@ -115,6 +115,33 @@ def scaled_policy(p, arms: Sequence[str], share: float):
     return out
 
 
+def curve_reward_columns(df, p, treatment_arms: Sequence[str], arms: Sequence[str], curve: int,
+                         sources: Sequence[str], risk: Optional[str]):
+    """``r_<curve>_<k>``: the predicted reward the cost curve allocates by, as ``decide`` values an arm:
+    benefit × ``sources[k]`` − risk.weight × the risk outcome's predicted uplift (when ``risk``), null
+    (not available) for a customer the arm's eligibility rule excludes and for arms outside the policy."""
+    from pyspark.sql import functions as F
+
+    from ..policy import outcome_uplift_column
+    from ..policy.eligibility import rule_expression
+
+    out = []
+    for k, (a, src) in enumerate(zip(treatment_arms, sources)):
+        name = f"r_{curve}_{k + 1}"
+        if a not in arms:
+            out.append(F.lit(None).cast("double").alias(name))
+            continue
+        econ = economics(p, a)
+        r = F.col(src).cast("double") * F.lit(float(econ.benefit))
+        if risk:
+            r = r - F.lit(float(p.risk.weight)) * F.coalesce(F.col(outcome_uplift_column(a, risk)).cast("double"),
+                                                            F.lit(0.0))
+        if econ.eligibility:
+            r = F.when(rule_expression(df, a, econ.eligibility), r)
+        out.append(r.alias(name))
+    return out
+
+
 def _learner_uplifts(preds, learner: str, outcome: str, split: str, arms: Sequence[str], suffix: str = ""):
     from pyspark.sql import functions as F
 
@@ -271,18 +298,18 @@ def run(ctx: RunContext, population: Optional[str] = None, **_) -> dict:
                 pol_names.append(name)
                 acts.append(_action_index(decisions, treatment_arms, f"act_{len(acts)}"))
                 curve_names.append(f"learner:{learner}")
-                reward_frames.append(up.select("customer_id", *[
-                    (F.col(uplift_column(a)) * F.lit(benefits[k])).alias(f"r_{len(reward_frames)}_{k + 1}")
-                    for k, a in enumerate(treatment_arms)]))
+                reward_frames.append(wide.select("customer_id", *curve_reward_columns(
+                    wide, p_split, treatment_arms, arms, len(reward_frames),
+                    [uplift_column(a) for a in treatment_arms], risk)))
             resp = base.select("*", *[F.col(f"mu_{k + 1}").alias(uplift_column(a)) for k, a in enumerate(treatment_arms)])
             p_resp = dataclasses.replace(p_split, risk=dataclasses.replace(p_split.risk, weight=0.0))
             decisions, _ = decide(resp, p_resp, treatment_arms)
             pol_names.append("response")
             acts.append(_action_index(decisions, treatment_arms, f"act_{len(acts)}"))
             curve_names.append("response")
-            reward_frames.append(base.select("customer_id", *[
-                (F.col(f"mu_{k + 1}") * F.lit(benefits[k])).alias(f"r_{len(reward_frames)}_{k + 1}")
-                for k in range(k_arms)]))
+            reward_frames.append(base.select("customer_id", *curve_reward_columns(
+                base, p_split, treatment_arms, arms, len(reward_frames),
+                [f"mu_{k + 1}" for k in range(k_arms)], None)))
 
             keep = ["customer_id", "w", "y", "tie", *[f"e_{i}" for i in range(k_arms + 1)],
                     *[f"mu_{i}" for i in range(k_arms + 1)]] + ([cluster] if cluster else [])
@@ -334,6 +361,11 @@ def run(ctx: RunContext, population: Optional[str] = None, **_) -> dict:
         "policy_evaluation": store.write(_frame(spark, rows, "policy_evaluation"), "policy_evaluation", ctx.run_id),
         "policy_curves": store.write(_frame(spark, curve_rows, "policy_curves"), "policy_curves", ctx.run_id),
     }
+    from .calibrate_values import with_held_out
+
+    summary_loc = with_held_out(store, ctx.run_id, headline, n_pop)
+    if summary_loc:
+        tables["decision_summary"] = summary_loc
     for split, line in headline.items():
         log.info("evaluate-policy %s: %s", split, line["sentence"])
     return {"splits": wanted, "rows": len(rows), "curve_rows": len(curve_rows), "tables": tables,
@@ -476,4 +508,4 @@ def _summarize(run_id, split, mom: Moments, lay, spec: ScoreSpec, grid, share, p
     return rows, curve_rows, line
 
 
-__all__ = ["run", "outcome_model_columns", "design_propensities", "scaled_policy"]
+__all__ = ["run", "outcome_model_columns", "design_propensities", "scaled_policy", "curve_reward_columns"]

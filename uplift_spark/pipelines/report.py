@@ -193,10 +193,14 @@ def _with_policy_section(ctx: RunContext, html_text: str, figures: Dict[str, byt
     curves = store.read("policy_curves", run_id=ctx.run_id).toPandas()  # curves × grid points: small
     if ev.empty:
         return html_text, figures
-    body, pngs = policy_section(ev, curves, ctx.cfg.policy_evaluation.ci_level)
+    summary = None
+    if store.exists("decision_summary"):
+        summary = store.read("decision_summary", run_id=ctx.run_id).toPandas()  # bucket × action rows: small
+    body, pngs = policy_section(ev, curves, ctx.cfg.policy_evaluation.ci_level, summary=summary)
     figures.update(pngs)
-    if "</body>" in html_text:
-        return html_text.replace("</body>", body + "</body>", 1), figures
+    for end in ("</main>", "</body>"):
+        if end in html_text:
+            return html_text.replace(end, body + end, 1), figures
     return html_text + body, figures
 
 

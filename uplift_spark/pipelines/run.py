@@ -92,7 +92,8 @@ def _headlines(stages: Dict[str, object]) -> List[str]:
     decide = stages.get("decide") or {}
     if decide:
         lines.append(f"decisions: {decide.get('contacts')} contacts, cost {decide.get('cost')}, "
-                     f"expected value {decide.get('expected_value')} ({decide.get('policy')} policy)")
+                     f"expected value {decide.get('expected_value')} (models' prediction; calibrated on held-out "
+                     f"data {decide.get('expected_value_calibrated')}) ({decide.get('policy')} policy)")
     policy_eval = stages.get("evaluate-policy") or {}
     for split, item in sorted((policy_eval.get("headline") or {}).items()):
         if isinstance(item, dict) and item.get("sentence"):

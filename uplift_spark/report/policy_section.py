@@ -60,14 +60,35 @@ def policy_sentence(ev: pd.DataFrame, split: str, ci_level: float = 0.95) -> Opt
             f"p={dif['p_value']:.3g}). Held-out split {split}, AIPW, budget scaled to the split's share.")
 
 
+def value_sentence(summary: Optional[pd.DataFrame], ci_level: float = 0.95) -> Optional[str]:
+    """Predicted, calibrated and held-out value of the decisions side by side (decision_summary's total row)."""
+    if summary is None or "kind" not in summary or "held_out_value" not in summary:
+        return None
+    total = summary[summary["kind"] == "total"]
+    if total.empty:
+        return None
+    t = total.iloc[0]
+    text = f"The decisions' predicted value is {t['expected_value']:+,.2f} (the models' own prediction)"
+    if pd.notna(t.get("expected_value_calibrated")):
+        text += f"; calibrated on held-out data it is {t['expected_value_calibrated']:+,.2f}"
+    if pd.notna(t.get("held_out_value")):
+        pct = int(round(ci_level * 100))
+        text += (f"; the held-out estimate of the policy's gain is {t['held_out_value']:+,.2f} ({pct}% CI "
+                 f"{t['held_out_ci_low']:,.2f} to {t['held_out_ci_high']:,.2f}, split {t['held_out_split']})")
+    return text + "."
+
+
 def policy_section(ev: pd.DataFrame, curves: pd.DataFrame, ci_level: float = 0.95,
-                   image: str = "policy_curves.png") -> Tuple[str, dict]:
+                   image: str = "policy_curves.png", summary: Optional[pd.DataFrame] = None) -> Tuple[str, dict]:
     """(HTML fragment, {png name: bytes}) for the first held-out split (``test`` when present)."""
     splits = list(ev["split"].dropna().unique())
     split = "test" if "test" in splits else (splits[0] if splits else None)
     if split is None:
         return "", {}
     sentence = policy_sentence(ev, split, ci_level) or "No policy-vs-random comparison was estimated."
+    values = value_sentence(summary, ci_level)
+    if values:
+        sentence += " " + values
     rows = ev[(ev["split"] == split) & (ev["estimator"] == "aipw") & (ev["metric"].isin(["gain", "difference"]))]
     table = "".join(
         f"<tr><td>{html.escape(str(r.policy))}</td><td>{html.escape(str(r.baseline))}</td>"
@@ -80,4 +101,4 @@ def policy_section(ev: pd.DataFrame, curves: pd.DataFrame, ci_level: float = 0.9
     return body, {image: plot_policy_curves(curves, split)}
 
 
-__all__ = ["policy_section", "policy_sentence", "plot_policy_curves", "TITLE"]
+__all__ = ["policy_section", "policy_sentence", "value_sentence", "plot_policy_curves", "TITLE"]
