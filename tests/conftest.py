@@ -12,18 +12,28 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 
+# Test-session engine settings. The suite's cost is per Spark job and per Delta commit, not per row, so
+# these cut the tasks each job and each table read runs; none changes a result:
+# - two shuffle / default partitions, one per core of local[2] (tests that need several partitions
+#   repartition explicitly);
+# - one partition for Delta's log replay (default 50: fifty tasks to rebuild a tiny table's snapshot on
+#   every read after a commit).
+TEST_SHUFFLE_PARTITIONS = 2
+TEST_SPARK_CONF = {
+    "spark.ui.enabled": "false",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.default.parallelism": "2",
+    "spark.databricks.delta.snapshotPartitions": "1",
+}
+
+
 @pytest.fixture(scope="session")
 def spark():
     from uplift_spark.config import SparkConfig
     from uplift_spark.session import get_spark
 
-    cfg = SparkConfig(
-        master="local[2]",
-        shuffle_partitions=4,
-        driver_memory="3g",
-        conf={"spark.ui.enabled": "false", "spark.sql.adaptive.enabled": "true",
-              "spark.default.parallelism": "4"},
-    )
+    cfg = SparkConfig(master="local[2]", shuffle_partitions=TEST_SHUFFLE_PARTITIONS, driver_memory="3g",
+                      conf=TEST_SPARK_CONF)
     session = get_spark(cfg)
     yield session
     session.stop()
