@@ -60,6 +60,9 @@ SMOKE_TEST_OVERRIDES = {
     ("model", "lightgbm", "early_stopping_round"): 5,
     ("evaluation", "bootstrap_replicates"): 5,
     ("evaluation", "curve_points"): 21,
+    # one held-out split for evaluate-policy (the same loop runs per split; test/oot both are covered by
+    # the slow tests/test_policy_evaluation_pipeline.py): its ~70 Spark jobs per split, run twice here
+    ("policy_evaluation", "splits"): ["test"],
 }
 
 
