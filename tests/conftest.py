@@ -36,7 +36,23 @@ def spark():
                       conf=TEST_SPARK_CONF)
     session = get_spark(cfg)
     yield session
+    _ENGINE_COUNTS["spark_jobs"] = _jobs_started(session)
     session.stop()
+
+
+# Spark jobs the session ran: a load-independent measure of the suite's cost (its wall time on a shared
+# 2-core machine is not), printed after the test summary.
+_ENGINE_COUNTS = {}
+
+
+def _jobs_started(session) -> int:
+    ids = session.sparkContext.statusTracker().getJobIdsForGroup(None)
+    return max(ids) + 1 if ids else 0
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _ENGINE_COUNTS:
+        terminalreporter.write_line(f"spark session: {_ENGINE_COUNTS['spark_jobs']} Spark jobs")
 
 
 @pytest.fixture(scope="session")
