@@ -12,21 +12,47 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 
+# Test-session engine settings. The suite's cost is per Spark job and per Delta commit, not per row, so
+# these cut the tasks each job and each table read runs; none changes a result:
+# - two shuffle / default partitions, one per core of local[2] (tests that need several partitions
+#   repartition explicitly);
+# - one partition for Delta's log replay (default 50: fifty tasks to rebuild a tiny table's snapshot on
+#   every read after a commit).
+TEST_SHUFFLE_PARTITIONS = 2
+TEST_SPARK_CONF = {
+    "spark.ui.enabled": "false",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.default.parallelism": "2",
+    "spark.databricks.delta.snapshotPartitions": "1",
+}
+
+
 @pytest.fixture(scope="session")
 def spark():
     from uplift_spark.config import SparkConfig
     from uplift_spark.session import get_spark
 
-    cfg = SparkConfig(
-        master="local[2]",
-        shuffle_partitions=4,
-        driver_memory="3g",
-        conf={"spark.ui.enabled": "false", "spark.sql.adaptive.enabled": "true",
-              "spark.default.parallelism": "4"},
-    )
+    cfg = SparkConfig(master="local[2]", shuffle_partitions=TEST_SHUFFLE_PARTITIONS, driver_memory="3g",
+                      conf=TEST_SPARK_CONF)
     session = get_spark(cfg)
     yield session
+    _ENGINE_COUNTS["spark_jobs"] = _jobs_started(session)
     session.stop()
+
+
+# Spark jobs the session ran: a load-independent measure of the suite's cost (its wall time on a shared
+# 2-core machine is not), printed after the test summary.
+_ENGINE_COUNTS = {}
+
+
+def _jobs_started(session) -> int:
+    ids = session.sparkContext.statusTracker().getJobIdsForGroup(None)
+    return max(ids) + 1 if ids else 0
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _ENGINE_COUNTS:
+        terminalreporter.write_line(f"spark session: {_ENGINE_COUNTS['spark_jobs']} Spark jobs")
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +76,9 @@ SMOKE_TEST_OVERRIDES = {
     ("model", "lightgbm", "early_stopping_round"): 5,
     ("evaluation", "bootstrap_replicates"): 5,
     ("evaluation", "curve_points"): 21,
+    # one held-out split for evaluate-policy (the same loop runs per split; test/oot both are covered by
+    # the slow tests/test_policy_evaluation_pipeline.py): its ~70 Spark jobs per split, run twice here
+    ("policy_evaluation", "splits"): ["test"],
 }
 
 
