@@ -15,8 +15,8 @@ All functions broadcast over a trailing replicate axis (column 0 = original samp
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 

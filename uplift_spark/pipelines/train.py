@@ -17,7 +17,7 @@ from ..io import fs as hfs
 from ..learners import learner_class, write_manifest
 from ..learners.persistence import digest_sha256
 from ..logs import get_logger
-from ..schemas import conform
+from ..schemas import conform, require_columns
 from .context import RunContext, Stopwatch
 
 log = get_logger("train")
@@ -31,9 +31,7 @@ def data_config(ctx: RunContext, log_df) -> DataConfig:
     from ..datasets import logged_data_config
 
     data = logged_data_config(ctx.cfg)
-    missing = [c for c in (data.customer_id, data.arm) if c not in log_df.columns]
-    if missing:
-        raise DataError(f"experiment_log: column {missing[0]!r} is missing (have {sorted(log_df.columns)})")
+    require_columns(log_df, (data.customer_id, data.arm), "experiment_log")
     return data
 
 

@@ -12,7 +12,7 @@ from typing import List, Mapping, Optional, Sequence
 
 from ..config import ArmEconomics, CostModel, PolicyConfig
 from ..errors import PolicyError
-from ..schemas import slug, uplift_column
+from ..schemas import require_columns, slug, uplift_column
 
 
 def value_column(arm: str) -> str:
@@ -64,8 +64,7 @@ def add_values(df, policy_cfg: PolicyConfig, treatment_arms: Sequence[str],
     for arm in policy_arms(policy_cfg, treatment_arms):
         econ = economics(policy_cfg, arm)
         col = uplift_column(arm)
-        if col not in df.columns:
-            raise PolicyError(f"policy: no predicted uplift column {col!r} for arm {arm!r} (have {sorted(df.columns)})")
+        require_columns(df, [col], f"policy: predicted uplift of arm {arm!r}", PolicyError)
         value = F.col(col).cast("double") * F.lit(float(econ.benefit)) - _cost(df, arm, econ, strict_costs)
         if use_risk:
             rcol = (risk_columns or {}).get(arm) or outcome_uplift_column(arm, risk.outcome)

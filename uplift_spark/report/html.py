@@ -567,7 +567,7 @@ def _monitoring_section(data, cfg, figs, outcome) -> str:
         latest = latest_batch(drift)
         batch = latest["batch_id"].iloc[0] if "batch_id" in latest else None
         body += figs.block("psi", plots.plot_psi(latest, data.psi_warn, data.psi_alert),
-                           f"Population stability index per feature"
+                           "Population stability index per feature"
                            + (f" for batch <b>{esc(batch)}</b>" if batch is not None else "")
                            + f" versus the training data. Below {esc(fmt(data.psi_warn))}: stable; above "
                              f"{esc(fmt(data.psi_alert))}: the feature changed a lot and the model may be stale.",
