@@ -1,7 +1,8 @@
 """HTML through Jinja2 templates shipped in ``report/templates`` (package data), autoescaped.
 
 The page layout and CSS live in ``report.html.j2`` / ``report.css``; small pieces (tables, figures,
-notes) are macros in ``parts.html.j2`` that section builders call. Every value is escaped on output
+notes) are macros in ``parts.html.j2`` that section builders call. They return plain ``str`` (already
+escaped HTML) so section builders can concatenate them with their own escaped sentences. Every value is escaped on output
 unless it is :class:`~markupsafe.Markup` (HTML this package built from escaped parts), so a customer
 value or config string cannot inject markup. Escaping uses :func:`html.escape` everywhere (the same
 entities in sentences built in Python and in template output).
@@ -41,27 +42,27 @@ def _parts():
     return environment().get_template("parts.html.j2").module
 
 
-def note(text) -> Markup:
-    return _parts().note(text)
+def note(text) -> str:
+    return str(_parts().note(text))
 
 
-def figure(png: bytes, caption: str, alt: str) -> Markup:
+def figure(png: bytes, caption: str, alt: str) -> str:
     """An embedded PNG (base64, so the report stays one offline file); ``caption`` is trusted HTML."""
     src = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-    return _parts().figure(src, Markup(caption), alt)
+    return str(_parts().figure(src, Markup(caption), alt))
 
 
-def glossary(items: Iterable[Sequence]) -> Markup:
-    return _parts().glossary(list(items))
+def glossary(items: Iterable[Sequence]) -> str:
+    return str(_parts().glossary(list(items)))
 
 
-def details(summary, body) -> Markup:
-    return _parts().details(summary, Markup(body))
+def details(summary, body) -> str:
+    return str(_parts().details(summary, Markup(body)))
 
 
-def table(headers: Sequence[Mapping], rows: Sequence[Mapping], css: str = "data", note_text=None) -> Markup:
+def table(headers: Sequence[Mapping], rows: Sequence[Mapping], css: str = "data", note_text=None) -> str:
     """``headers``: {text, title?}; ``rows``: {cls?, cells: [{kind: text|num|status|metric, text, …}]}."""
-    return _parts().table(list(headers), list(rows), css, note_text)
+    return str(_parts().table(list(headers), list(rows), css, note_text))
 
 
 def page(title: str, run_id, meta: str, summary: List[str], sections: Sequence[Mapping]) -> str:
