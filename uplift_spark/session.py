@@ -265,7 +265,7 @@ def ship_package(spark) -> str:
         for folder, dirs, files in os.walk(pkg_dir):
             dirs[:] = [d for d in dirs if d != "__pycache__"]
             for name in files:
-                if name.endswith((".py", ".html", ".json")):
+                if name.endswith((".py", ".html", ".json", ".j2", ".css")):
                     full = os.path.join(folder, name)
                     zf.write(full, os.path.relpath(full, os.path.dirname(pkg_dir)))
     spark.sparkContext.addPyFile(target)
