@@ -84,7 +84,7 @@ TABLE_COLUMNS: Dict[str, Tuple[Tuple[str, str], ...]] = {
         ("value", "double"), ("se", "double"), ("ci_low", "double"), ("ci_high", "double"),
         ("net_value", "double"), ("arm_shares", "map<string,double>"),
     ),
-    # monitoring (engineer G): one row per feature / arm × metric / policy metric / action × outcome /
+    # monitoring: one row per feature / arm × metric / policy metric / action × outcome /
     # alert of one monitored batch; rewritten per (run_id, batch_id), so a rerun leaves one copy.
     "drift_features": (
         ("run_id", "string"), ("batch_id", "string"), ("batch_time", "timestamp"), ("feature", "string"),

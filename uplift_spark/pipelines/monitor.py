@@ -145,7 +145,7 @@ def _score(ctx: RunContext, entry: dict, batch_df, arm_names=()):
 
     model = load_entry(ctx.model_dir, entry)
     scored = model.transform(batch_df)
-    known = getattr(model, "uplift_columns", None)  # {arm: column} on engineer C's models
+    known = getattr(model, "uplift_columns", None)  # {arm: column}: UpliftModel.uplift_columns
     if known:
         return scored, [arm for arm, col in known.items() if col in scored.columns]
     added = [c for c in scored.columns if c.startswith("uplift_") and c not in batch_df.columns]

@@ -85,7 +85,7 @@ def run(ctx: RunContext, **_ignored) -> Dict[str, object]:
                                 "digest_sha256": digest_sha256(folder)})
                 importance_rows += model.feature_importance()
                 log.info("trained %s-learner for %s in %.1fs", learner, outcome, watch())
-        # --- monitoring reference profile (engineer G): feature distributions of the train rows, saved as
+        # --- monitoring reference profile: feature distributions of the train rows, saved as
         # <model_dir>/reference_profile.json for `uplift-spark monitor` (monitor rebuilds it if absent).
         _save_reference_profile(ctx, data, frame)
     finally:
@@ -121,7 +121,7 @@ def run(ctx: RunContext, **_ignored) -> Dict[str, object]:
 
 
 def _save_reference_profile(ctx: RunContext, data: DataConfig, frame) -> None:
-    """Monitoring reference (engineer G): summaries of the train rows only, never the rows themselves."""
+    """Monitoring reference: summaries of the train rows only, never the rows themselves."""
     from pyspark.sql import functions as F
 
     from ..errors import MonitoringError

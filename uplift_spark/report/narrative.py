@@ -122,7 +122,7 @@ def summary_lines(data: ReportData, cfg: ReportConfig, outcome, split, learners,
 
 
 def realized_view(df: Optional[pd.DataFrame], outcome: Optional[str]) -> Optional[pd.DataFrame]:
-    """Realized-uplift rows with ``realized``/``expected`` columns (engineer G names them
+    """Realized-uplift rows with ``realized``/``expected`` columns (the realized_uplift table names them
     ``realized_uplift``/``expected_uplift``), limited to the report's outcome when the table has several."""
     if df is None:
         return None
