@@ -90,3 +90,18 @@ def _cost(df, arm: str, econ: ArmEconomics, strict: bool):
         if strict or not isinstance(cost_spec(econ, arm), CostModel):
             raise
         return F.lit(None).cast("double")
+
+
+def arm_value(df, policy_cfg: PolicyConfig, arm: str, uplift=None):
+    """benefit × uplift − cost of one arm as a Column over ``df``, without the risk penalty.
+
+    The one definition of an arm's value outside :func:`add_values` (monitoring profiles it for the
+    reference and every batch). ``uplift`` defaults to ``uplift_<arm>``; an arm without economics is
+    worth its uplift (benefit 1, cost 0); a cost the frame cannot provide (a cost model without its
+    probability column) gives null rather than an error, since monitoring only profiles the values.
+    """
+    from pyspark.sql import functions as F
+
+    econ = economics(policy_cfg, arm)
+    u = F.col(uplift_column(arm)) if uplift is None else uplift
+    return u.cast("double") * F.lit(float(econ.benefit)) - _cost(df, arm, econ, False)
