@@ -83,6 +83,8 @@ def test_models_and_report_exist(spark, pipeline_run, smoke_conf):
     report = os.path.join(out, "reports", RUN_ID, "report.html")
     html = open(report, encoding="utf-8").read()
     assert "Qini" in html and "<img" in html
+    # evaluate-policy ran, so its section is rendered with the others (in the contents, before the glossary)
+    assert 'href="#policy-value"' in html and html.index('<section id="policy-value">') < html.index('id="glossary"')
     outcome, split = re.search(r"outcome <b>([^<]+)</b> · split <b>([^<]+)</b>", html).groups()
     metrics = (store.read("uplift_metrics", run_id=RUN_ID)
                .where((F.col("outcome") == outcome) & (F.col("split") == split) & (F.col("metric") == "qini_auc"))
