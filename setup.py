@@ -28,7 +28,7 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["uplift_spark", "uplift_spark.*"]),
     include_package_data=True,
-    package_data={"uplift_spark": ["report/*.html", "conf/*.yaml"]},
+    package_data={"uplift_spark": ["report/*.html", "report/templates/*.j2", "report/templates/*.css", "conf/*.yaml"]},
     install_requires=list(PINS["PYTHON_REQUIREMENTS"]),
     extras_require={
         "test": list(PINS["TEST_REQUIREMENTS"]),

@@ -203,7 +203,7 @@ def test_read_source_csv_parquet_delta_with_rename(spark, tmp_path):
         df = read_source(spark, data)
         assert set(df.columns) == {"customer_id", "arm", "x", "y"}
         assert sorted(r["x"] for r in df.collect()) == [1.0, 2.0, 3.0]
-    with pytest.raises(DataError, match="data.rename: source has no column 'nope'"):
+    with pytest.raises(DataError, match=r"data.rename \(source\): missing column 'nope'"):
         read_source(spark, DataConfig(source="csv", path=str(csv), rename={"nope": "arm"}))
     with pytest.raises(DataError, match="not a Delta table"):
         read_source(spark, DataConfig(source="delta", path=str(tmp_path / "d.parquet")))

@@ -222,8 +222,6 @@ def test_chunk_size_and_arrow_batches_never_change_results(spark, hill_sdf):
 
 def test_bin_key_is_monotone_on_awkward_scores(spark):
     """The SQL bin key never orders two scores against their values (powers of two, ±0, tiny, huge)."""
-    from pyspark.sql import functions as F
-
     from uplift_spark.evaluation.scan import bin_key
 
     rng = np.random.default_rng(0)

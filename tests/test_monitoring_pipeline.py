@@ -79,7 +79,7 @@ def ctx(spark, tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def stub_model(monkeypatch):
-    """Stand-in for the saved learner (engineer C's API): adds uplift_email_a = 0.05 + 0.02·x0."""
+    """Stand-in for the saved learner (the UpliftModel API): adds uplift_email_a = 0.05 + 0.02·x0."""
     from pyspark.sql import functions as F
 
     monkeypatch.setattr(monitor, "_manifest", lambda ctx: {

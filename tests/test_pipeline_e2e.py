@@ -51,16 +51,47 @@ def test_rerun_with_same_run_id_leaves_no_duplicates(pipeline_run):
     assert first == second
 
 
-def test_models_and_report_exist(pipeline_run):
+def test_models_and_report_exist(spark, pipeline_run, smoke_conf):
+    """The saved models reproduce the predictions table, and the report shows the metrics table's numbers."""
+    import re
+
+    from pyspark.sql import functions as F
+
+    from uplift_spark.learners import load_manifest, load_models
+    from uplift_spark.report.text import fmt
+
     out, _, _ = pipeline_run
+    store = TableStore(spark, load_config(smoke_conf, output_root=out))
     model_dir = os.path.join(out, "models", RUN_ID)
-    assert os.path.isfile(os.path.join(model_dir, "manifest.json"))
+    manifest = load_manifest(model_dir)
+    assert manifest["models"]
+    sample = store.read("experiment_log", run_id=RUN_ID).orderBy("customer_id").limit(40)
+    predictions = store.read("predictions", run_id=RUN_ID)
+    checked = 0
+    for entry, model in load_models(model_dir):
+        for arm, col in model.uplift_columns.items():
+            stored = predictions.where((F.col("learner") == entry["learner"]) & (F.col("outcome") == entry["outcome"])
+                                       & (F.col("arm") == arm)).select("customer_id", F.col("uplift").alias("stored"))
+            pairs = (model.transform(sample).select(F.col("customer_id").cast("string").alias("customer_id"), col)
+                     .join(stored, "customer_id").collect())  # 40 rows
+            assert len(pairs) == 40, (entry["learner"], arm)
+            for row in pairs:
+                assert abs(row[col] - row["stored"]) <= 1e-12, (entry["learner"], arm, row)
+            checked += 1
+    assert checked >= len(manifest["models"])
+
     report = os.path.join(out, "reports", RUN_ID, "report.html")
-    assert os.path.isfile(report)
     html = open(report, encoding="utf-8").read()
     assert "Qini" in html and "<img" in html
-
-
+    # evaluate-policy ran, so its section is rendered with the others (in the contents, before the glossary)
+    assert 'href="#policy-value"' in html and html.index('<section id="policy-value">') < html.index('id="glossary"')
+    outcome, split = re.search(r"outcome <b>([^<]+)</b> · split <b>([^<]+)</b>", html).groups()
+    metrics = (store.read("uplift_metrics", run_id=RUN_ID)
+               .where((F.col("outcome") == outcome) & (F.col("split") == split) & (F.col("metric") == "qini_auc"))
+               .collect())  # learners × arms rows
+    assert metrics
+    for row in metrics:  # the metrics table shows each learner's and arm's Qini AUC to 4 digits
+        assert f'<td class="num">{fmt(row["value"], 4)}' in html, row
 def test_every_table_reads_with_delta_rs(spark, pipeline_run, smoke_conf):
     """A CRM reading with delta-rs sees the same rows and columns Spark wrote."""
     from deltalake import DeltaTable

@@ -174,12 +174,41 @@ def test_html_is_self_contained(rendered):
     assert sorted(_pngs_in(html_text), key=len) == sorted(rep.figures.values(), key=len)
 
 
+def _pixels(png):
+    """Decoded RGB pixels (H, W, 3) in [0, 1]: proves the bytes are a whole, readable PNG."""
+    import io
+
+    from matplotlib.image import imread
+
+    return imread(io.BytesIO(png), format="png")[..., :3]
+
+
+def _ink(rgb):
+    """Share of pixels that are not (near) white: a blank or failed figure is ~0."""
+    return float((rgb.min(axis=2) < 0.9).mean())
+
+
+def _near(rgb, hex_color, tol=0.12):
+    """Number of pixels within ``tol`` of ``hex_color`` in every channel."""
+    target = np.array([int(hex_color[i:i + 2], 16) / 255.0 for i in (1, 3, 5)])
+    return int((np.abs(rgb - target).max(axis=2) < tol).sum())
+
+
 def test_embedded_pngs_are_valid_images(rendered):
     _, rep = rendered
+    embedded = _pngs_in(rep.html)
+    assert sorted(embedded, key=len) == sorted(rep.figures.values(), key=len)
     for name, png in rep.figures.items():
         size = png_size(png)
+        rgb = _pixels(png)
+        assert rgb.shape[:2] == (size["height"], size["width"]), name   # header matches the decoded image
         assert size["width"] >= 300 and size["height"] >= 100, name
+        assert 0.01 < _ink(rgb) < 0.9, name                              # drawn on, not blank, not solid
         assert png.endswith(b"IEND\xaeB`\x82"), name
+    curves = [png for name, png in rep.figures.items() if "curves" in name]
+    assert curves and all(_near(_pixels(png), "#1f6fb2") > 300 for png in curves)  # first learner's line
+    # HTML the report builds is not escaped a second time (customer values are, see the escaping test)
+    assert "&lt;p&gt;" not in rep.html and "&lt;h3&gt;" not in rep.html and "<h3>email_a</h3>" in rep.html
     with pytest.raises(ValueError):
         png_size(b"GIF89a" + b"\0" * 30)
 
@@ -275,14 +304,26 @@ def test_monitoring_tolerates_short_column_names():
 
 
 def test_plot_functions_return_pngs():
+    from uplift_spark.report.plots import PALETTE
+
     data = fake_sections()
     curves = data.curves[data.curves.split == "test"]
-    for png in (plot_curves(curves, "qini", ARMS, "conversion"), plot_curves(curves, "uplift"),
-                plot_deciles(data.deciles[data.deciles.learner == "x"], ARMS),
-                plot_psi(data.drift_features, 0.1, 0.25),
-                plot_realized(data.realized_uplift.rename(columns={"realized_uplift": "realized"}))):
+    pngs = {"qini": plot_curves(curves, "qini", ARMS, "conversion"), "uplift": plot_curves(curves, "uplift"),
+            "deciles": plot_deciles(data.deciles[data.deciles.learner == "x"], ARMS),
+            "psi": plot_psi(data.drift_features, 0.1, 0.25),
+            "realized": plot_realized(data.realized_uplift.rename(columns={"realized_uplift": "realized"}))}
+    for name, png in pngs.items():
         size = png_size(png)
-        assert size["width"] > 300 and size["height"] > 100
+        rgb = _pixels(png)
+        assert rgb.shape[:2] == (size["height"], size["width"]), name
+        assert size["width"] > 300 and size["height"] > 100, name
+        assert 0.01 < _ink(rgb) < 0.9, name
+    # the curves are drawn in the learners' colours (one panel per arm, two learners) ...
+    qini = _pixels(pngs["qini"])
+    assert _near(qini, PALETTE[0]) > 300 and _near(qini, PALETTE[1]) > 300
+    # ... and follow the data: an arm without rows gets the "no curve" panel instead of lines
+    one_arm = _pixels(plot_curves(curves[curves.arm == ARMS[0]], "qini", ARMS, "conversion"))
+    assert _near(one_arm, PALETTE[0]) < _near(qini, PALETTE[0])
     with pytest.raises(ValueError, match="kind"):
         plot_curves(curves, "gain")
 

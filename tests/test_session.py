@@ -1,4 +1,4 @@
-"""The embedded engine really has Delta and SynapseML LightGBM."""
+"""Session set-up: what the engine can do (Delta, SynapseML), backend choice, Spark conf and submit args."""
 
 from uplift_spark.config import SparkConfig
 from uplift_spark.session import engine_status, session_conf
@@ -12,23 +12,48 @@ def test_engine_has_delta_and_synapseml(spark):
     assert status["synapseml_lightgbm"] is True
 
 
-def test_delta_roundtrip_and_time_travel(spark, tmp_path):
-    path = str(tmp_path / "t")
-    spark.range(5).write.format("delta").save(path)
-    spark.range(10).write.format("delta").mode("overwrite").save(path)
-    assert spark.read.format("delta").load(path).count() == 10
-    assert spark.read.format("delta").option("versionAsOf", 0).load(path).count() == 5
+def test_synapseml_available_needs_the_python_package_and_the_jvm_classes(spark, monkeypatch):
+    import importlib.util
+
+    from uplift_spark import session
+
+    assert session.synapseml_available(spark) is True
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.startswith("synapse") else real(name, *a))
+    assert session.synapseml_available(spark) is False          # wrapper missing: classes alone are not enough
+    monkeypatch.setattr(importlib.util, "find_spec", real)
+    monkeypatch.setattr(session, "_LIGHTGBM_CLASS", "com.example.NoSuchBooster")
+    assert session.synapseml_available(spark) is False          # JAR missing
 
 
-def test_tiny_synapseml_lightgbm_fit(spark):
-    from pyspark.ml.feature import VectorAssembler
-    from synapse.ml.lightgbm import LightGBMClassifier
+def test_backend_choice_follows_what_the_session_can_do(spark, monkeypatch):
+    import pytest
 
-    df = spark.range(400).selectExpr("cast(id % 2 as double) as label", "cast(id % 2 as double) * 2 + rand(3) as x")
-    data = VectorAssembler(inputCols=["x"], outputCol="features").transform(df)
-    model = LightGBMClassifier(numIterations=5, verbosity=-1, minDataInLeaf=5).fit(data)
-    preds = model.transform(data).selectExpr("avg(abs(prediction - label)) as err").first()["err"]
-    assert preds < 0.05
+    from uplift_spark import session
+    from uplift_spark.errors import ModelError
+    from uplift_spark.learners.trainers import resolve_backend
+
+    assert resolve_backend(spark, "auto") == "synapseml" and resolve_backend(spark, "barrier") == "barrier"
+    monkeypatch.setattr(session, "synapseml_available", lambda _spark: False)
+    assert resolve_backend(spark, "auto") == "barrier"
+    with pytest.raises(ModelError, match="SynapseML LightGBM is not on this session's classpath"):
+        resolve_backend(spark, "synapseml")
+    with pytest.raises(ModelError, match="unknown backend 'gpu'"):
+        resolve_backend(spark, "gpu")
+
+
+def test_session_conf_for_local_cluster_and_submit_args():
+    from uplift_spark.session import _ships_package, submit_args
+
+    conf = session_conf(SparkConfig(master="local-cluster[2, 3, 1024]", jars="provided"))
+    assert conf["spark.executor.cores"] == "3" and conf["spark.driver.host"] == "127.0.0.1"
+    assert "spark.executor.cores" not in session_conf(SparkConfig(master="local[2]", jars="provided"))
+    assert [_ships_package(m) for m in ("local", "local[4]", "local-cluster[2,1,1024]", "yarn")] == \
+        [False, False, True, True]
+    args = submit_args(SparkConfig(jars="packages"))
+    assert args[args.index("--packages") + 1] == f"{DELTA_JAR},{SYNAPSEML_LIGHTGBM_JAR}"
+    assert "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension" in args
 
 
 def test_jar_modes():

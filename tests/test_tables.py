@@ -168,3 +168,14 @@ def test_first_write_refuses_rows_of_another_run(spark, store):
     with pytest.raises(Exception, match="row with run_id r2"):
         store.write(df, "guarded", "r1")
     assert not store.exists("guarded")
+
+
+def test_require_columns_names_the_first_missing_column_and_the_stage():
+    from uplift_spark.errors import PolicyError
+    from uplift_spark.schemas import require_columns
+
+    require_columns(["a", "b"], ["b", None, "a"], "stage")  # present and unconfigured (None) pass
+    with pytest.raises(DataError, match=r"^scored batch: missing column 'c' \(have \['a', 'b'\]\)$"):
+        require_columns(["b", "a"], ["a", "c", "d"], "scored batch")
+    with pytest.raises(PolicyError, match="policy: missing column 'x'"):
+        require_columns(type("Frame", (), {"columns": ["y"]})(), ["x"], "policy", PolicyError)

@@ -85,5 +85,5 @@ def test_evaluator_params_round_trip_and_errors(spark, tmp_path):
         UpliftEvaluator(arm="email_a", metricName="auc").evaluate(df)
     with pytest.raises(ConfigError, match="no treatment arm"):
         UpliftEvaluator().evaluate(df)
-    with pytest.raises(DataError, match="'uplift_email_b' not found"):
+    with pytest.raises(DataError, match="UpliftEvaluator: missing column 'uplift_email_b'"):
         UpliftEvaluator(arm="email_b").evaluate(df)

@@ -239,7 +239,8 @@ class ModelConfig:
     outcomes: Tuple[str, ...] = ()
     propensity: str = choice("known", "known", "estimate")
     propensity_clip: float = bounded(0.01, 0.0, 0.5)
-    backend: str = choice("auto", "auto", "synapseml", "barrier")
+    # "auto" or a registered trainer backend (learners.trainers.TRAINERS), checked on load
+    backend: str = "auto"
     # where each booster trains: per_task = PyPI lightgbm on all of that booster's rows inside ONE Spark
     # task (independent boosters side by side); distributed = data-parallel over tasks (``backend``);
     # auto = per_task when the booster's training rows x features x 8 bytes < per_task_max_bytes
@@ -371,7 +372,7 @@ class PolicyConfig:
     population: Optional[str] = None
     bisection_iterations: int = bounded(40, 5)
     # which saved learner scores the population ("auto": the first of model.learners in the manifest)
-    learner: str = choice("auto", "auto", "t", "x")
+    learner: str = "auto"
     # multiplier values evaluated per aggregation pass (one pass narrows a search by grid_points - 1)
     grid_points: int = bounded(128, 8)
     # policy rows (seeded hash sample, bounded) searched on the driver to bracket the multipliers before
@@ -567,6 +568,19 @@ def _build(cls, raw: Mapping, prefix: str = ""):
     return cls(**kwargs)
 
 
+def registered_names() -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
+    """(learner names, trainer backend names) as registered by the learners package.
+
+    Read from the registries rather than listed here, so a learner or backend that registers itself
+    is accepted without touching the config. Imported on first validation, not at import time:
+    the learners package needs pyspark, and reading a config must not.
+    """
+    from .learners import registry
+    from .learners.trainers import TRAINERS
+
+    return registry.learner_names(), tuple(sorted(TRAINERS))
+
+
 def _validate(cfg: UpliftConfig) -> None:
     s = cfg.split
     if abs(s.train + s.valid + s.test - 1.0) > 1e-9:
@@ -592,9 +606,14 @@ def _validate(cfg: UpliftConfig) -> None:
     for name in cfg.model.outcomes:
         if d.outcomes and name not in d.outcome_names:
             raise ConfigError(f"model.outcomes: {name!r} is not in data.outcomes")
+    learners, backends = registered_names()
     for learner in cfg.model.learners:
-        if learner not in ("t", "x"):
-            raise ConfigError(f"model.learners: {learner!r} is not one of ['t', 'x']")
+        if learner not in learners:
+            raise ConfigError(f"model.learners: {learner!r} is not one of {list(learners)}")
+    if cfg.policy.learner != "auto" and cfg.policy.learner not in learners:
+        raise ConfigError(f"policy.learner: {cfg.policy.learner!r} is not one of {['auto', *learners]}")
+    if cfg.model.backend != "auto" and cfg.model.backend not in backends:
+        raise ConfigError(f"model.backend: {cfg.model.backend!r} is not one of {['auto', *backends]}")
     if d.allocation:
         missing = set(d.allocation) - set(d.arms)
         if missing and d.treatment_arms:

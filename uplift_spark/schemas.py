@@ -7,7 +7,7 @@ missing column fails with the table and column named.
 from __future__ import annotations
 
 import re
-from typing import Dict, List, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple, Type
 
 from .errors import DataError
 
@@ -94,7 +94,7 @@ TABLE_COLUMNS: Dict[str, Tuple[Tuple[str, str], ...]] = {
         ("value", "double"), ("se", "double"), ("ci_low", "double"), ("ci_high", "double"),
         ("net_value", "double"), ("arm_shares", "map<string,double>"),
     ),
-    # monitoring (engineer G): one row per feature / arm × metric / policy metric / action × outcome /
+    # monitoring: one row per feature / arm × metric / policy metric / action × outcome /
     # alert of one monitored batch; rewritten per (run_id, batch_id), so a rerun leaves one copy.
     "drift_features": (
         ("run_id", "string"), ("batch_id", "string"), ("batch_time", "timestamp"), ("feature", "string"),
@@ -148,14 +148,27 @@ def columns(table: str) -> List[str]:
     return [c for c, _ in TABLE_COLUMNS[table] if c != "*"]
 
 
+def require_columns(df_or_columns, cols: Iterable[Optional[str]], where: str,
+                    error: Type[Exception] = DataError) -> None:
+    """Fail with one line naming the first missing column and where it was needed.
+
+    Every stage checks its input the same way, so a user sees the stage/table, the column and what
+    was there instead of a Spark analysis error deep in a plan. ``None`` entries (optional columns
+    that are not configured) are skipped.
+    """
+    have = list(getattr(df_or_columns, "columns", df_or_columns))
+    present = set(have)
+    missing = [c for c in cols if c is not None and c not in present]
+    if missing:
+        raise error(f"{where}: missing column {missing[0]!r} (have {sorted(have)})")
+
+
 def conform(df, table: str):
     """Select the contract's columns in order, cast to the contract's types; keep extras where allowed."""
     from pyspark.sql import functions as F
 
     spec = TABLE_COLUMNS[table]
-    missing = [c for c, _ in spec if c != "*" and c not in df.columns]
-    if missing:
-        raise DataError(f"table {table!r}: missing column {missing[0]!r} (have {sorted(df.columns)})")
+    require_columns(df, [c for c, _ in spec if c != "*"], f"table {table!r}")
     cols = [F.col(c).cast(t).alias(c) for c, t in spec if c != "*"]
     if any(c == "*" for c, _ in spec):
         known = {c for c, _ in spec}

@@ -11,6 +11,7 @@ JARs come, in order of preference (``spark.jars: auto``):
 from __future__ import annotations
 
 import glob
+import importlib.util
 import json
 import os
 import re
@@ -23,7 +24,7 @@ from typing import Dict, Optional
 from .config import SparkConfig
 from .errors import EngineError
 from .logs import get_logger
-from .versions import DELTA_JAR, JAR_COORDINATES, SYNAPSEML_LIGHTGBM_JAR
+from .versions import JAR_COORDINATES, SYNAPSEML_LIGHTGBM_JAR
 
 log = get_logger("session")
 
@@ -264,7 +265,7 @@ def ship_package(spark) -> str:
         for folder, dirs, files in os.walk(pkg_dir):
             dirs[:] = [d for d in dirs if d != "__pycache__"]
             for name in files:
-                if name.endswith((".py", ".html", ".json")):
+                if name.endswith((".py", ".html", ".json", ".j2", ".css")):
                     full = os.path.join(folder, name)
                     zf.write(full, os.path.relpath(full, os.path.dirname(pkg_dir)))
     spark.sparkContext.addPyFile(target)
@@ -309,14 +310,11 @@ def engine_status(spark) -> Dict[str, object]:
     }
 
 
-def require_delta(spark) -> None:
-    if not has_class(spark, _DELTA_CLASS):
-        raise EngineError(f"Delta Lake is not on this session's classpath (expected {DELTA_JAR})")
-
-
 def synapseml_available(spark) -> bool:
+    """Both halves must be there: the Python wrapper (``synapse.ml.lightgbm``) and its JVM classes."""
     try:
-        import synapse.ml.lightgbm  # noqa: F401
+        if importlib.util.find_spec("synapse.ml.lightgbm") is None:
+            return False
     except ImportError:
         return False
     return has_class(spark, _LIGHTGBM_CLASS)
@@ -331,6 +329,5 @@ __all__ = [
     "local_jars",
     "session_conf",
     "synapseml_available",
-    "require_delta",
     "SYNAPSEML_LIGHTGBM_JAR",
 ]

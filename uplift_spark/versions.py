@@ -24,15 +24,11 @@ PYTHON_REQUIREMENTS = (
     "lightgbm>=4.3,<4.7",
     "PyYAML>=6.0",
     "matplotlib>=3.7,<3.10",
+    "Jinja2>=3.0",
 )
 
 TEST_REQUIREMENTS = (
     "pytest>=7",
     "deltalake>=1.0",
     "scikit-uplift==0.5.1",
-    "scikit-learn>=1.3,<1.6",
-    "nbformat>=5",
-    "nbclient>=0.9",
-    "ipykernel>=6",
-    "psutil>=5",
 )

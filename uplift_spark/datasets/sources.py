@@ -11,6 +11,7 @@ from typing import Optional
 
 from ..config import DataConfig, SyntheticConfig, UpliftConfig
 from ..errors import ConfigError, DataError
+from ..schemas import require_columns
 from ..io.sources import read_input, resolve_path  # noqa: F401  (resolve_path: public here too)
 from .hillstrom import load_hillstrom
 from .synthetic import clustered, generate_synthetic, synthetic_data_config
@@ -53,9 +54,7 @@ def read_source(spark, data_cfg: DataConfig, synthetic_cfg: Optional[SyntheticCo
 
 
 def apply_rename(df, data_cfg: DataConfig):
-    missing = [old for old in data_cfg.rename if old not in df.columns]
-    if missing:
-        raise DataError(f"data.rename: source has no column {missing[0]!r} (have {sorted(df.columns)})")
+    require_columns(df, data_cfg.rename, "data.rename (source)")
     for old, new in data_cfg.rename.items():
         df = df.withColumnRenamed(old, new)
     return df

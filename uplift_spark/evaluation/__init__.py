@@ -3,15 +3,17 @@
 Pure functions on DataFrames: no config files, no sessions, no table names (pipelines do that).
 """
 
-from .calibration import decile_calibration, deciles_frame
-from .curves import CurveResult, exact_curve
-from .metrics import MetricRow, uplift_at_name, uplift_metrics
+from .calibration import deciles_frame
+from .curves import CurveResult
+from .metrics import MetricRow, uplift_at_name
 from .scan import ScanSettings, scan_slices, scan_uplift
-from .suite import UpliftEvaluation, evaluate_slices, evaluate_uplift
+from .suite import (UpliftEvaluation, decile_calibration, evaluate_slices, evaluate_uplift, exact_curve,
+                    scan_settings, uplift_metrics)
 
 __all__ = [
     "CurveResult", "MetricRow", "ScanSettings", "UpliftEvaluation", "decile_calibration", "deciles_frame",
-    "evaluate_uplift", "evaluate_slices", "exact_curve", "scan_slices", "scan_uplift", "uplift_at_name", "uplift_metrics",
+    "evaluate_uplift", "evaluate_slices", "exact_curve", "scan_settings", "scan_slices", "scan_uplift", "uplift_at_name",
+    "uplift_metrics",
     "UpliftEvaluator",
 ]
 

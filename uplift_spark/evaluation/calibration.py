@@ -11,7 +11,6 @@ falling with the decile; a harmed segment shows up as negative observed uplift a
 
 from __future__ import annotations
 
-from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -39,13 +38,3 @@ def deciles_frame(sums: np.ndarray) -> pd.DataFrame:
         "treated_mean": mean_t, "control_mean": mean_c,
     })
 
-
-def decile_calibration(df, score_col: str, treatment_col: str, outcome_col: str,
-                       id_col: str = "customer_id", n_deciles: int = 10,
-                       n_segments: Optional[int] = None) -> pd.DataFrame:
-    """The calibration table of one score column (treatment 1/0), computed on Spark."""
-    from .scan import ScanSettings, scan_uplift
-
-    scan = scan_uplift(df, score_col, treatment_col, outcome_col, id_col,
-                       ScanSettings(replicates=0, curve_points=2, n_deciles=n_deciles, n_segments=n_segments))
-    return deciles_frame(scan.deciles)

@@ -15,8 +15,8 @@ All functions broadcast over a trailing replicate axis (column 0 = original samp
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Sequence, Tuple
 
 import numpy as np
 
@@ -185,21 +185,3 @@ def curve_frame(points: np.ndarray, ci_level: float):
         "qini_low": q_low, "qini_high": q_high, "uplift_low": u_low, "uplift_high": u_high,
     })
 
-
-def exact_curve(df, score_col: str, treatment_col: str, outcome_col: str, id_col: str = "customer_id",
-                curve_points: int = 101, replicates: int = 0, seed: int = 11, ci_level: float = 0.95,
-                n_segments: Optional[int] = None) -> CurveResult:
-    """Exact Qini and uplift curves of one score column (treatment 1/0) over all rows, on Spark.
-
-    Only ``curve_points`` sampled points come back (origin and exact end point included); the areas
-    cover every tie block. ``curve_points`` > number of rows returns the full curve.
-    """
-    from .scan import ScanSettings, scan_uplift
-
-    scan = scan_uplift(df, score_col, treatment_col, outcome_col, id_col,
-                       ScanSettings(replicates=replicates, seed=seed, curve_points=curve_points,
-                                    n_segments=n_segments))
-    n, n_t, y_t, y_c = (float(v) for v in scan.totals[:, 0])
-    return CurveResult(points=curve_frame(scan.points, ci_level), qini_area=float(scan.qini_area[0]),
-                       uplift_area=float(scan.uplift_area[0]), n=int(n), n_t=int(n_t), n_c=int(n - n_t),
-                       y_t=y_t, y_c=y_c)

@@ -19,7 +19,7 @@ from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 
 from ..errors import ConfigError, DataError
-from ..schemas import uplift_column
+from ..schemas import require_columns, uplift_column
 from .metrics import metric_draws
 from .scan import ScanSettings, scan_uplift
 
@@ -128,9 +128,7 @@ class UpliftEvaluator(Evaluator, DefaultParamsReadable, DefaultParamsWritable):
         metric, arm, control = self._checked()
         score = uplift_column(arm)
         arm_col, outcome, id_col = self.getArmCol(), self.getOutcomeCol(), self.getIdCol()
-        for col in (score, arm_col, outcome, id_col):
-            if col not in dataset.columns:
-                raise DataError(f"UpliftEvaluator: column {col!r} not found (have {sorted(dataset.columns)})")
+        require_columns(dataset, (score, arm_col, outcome, id_col), "UpliftEvaluator")
         rows = (dataset.where(F.col(arm_col).isin(arm, control))
                 .select(F.col(score).cast("double").alias(_S),
                         (F.col(arm_col) == F.lit(arm)).cast("int").alias(_T),

@@ -29,7 +29,6 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from ..config import EvaluationConfig
 from ..errors import ConfigError
 from .bootstrap import percentile_interval
 from .curves import perfect_qini_area, perfect_uplift_area, qini_values, uplift_values
@@ -121,14 +120,3 @@ def metrics_from_scan(scan, top_k_percents: Sequence[float], ci_level: float,
             rows.append(_row(name, draws, ci_level))
     return rows
 
-
-def uplift_metrics(df, score_col: str, treatment_col: str, outcome_col: str, cfg: EvaluationConfig,
-                   id_col: str = "customer_id", binary: Optional[bool] = None) -> List[MetricRow]:
-    """Exact metrics (with bootstrap CIs) of one score column, treatment 1/0, on Spark."""
-    from .scan import ScanSettings, scan_uplift
-
-    settings = ScanSettings(replicates=cfg.bootstrap_replicates, seed=cfg.bootstrap_seed,
-                            curve_points=cfg.curve_points, cut_fractions=cut_fractions(cfg.top_k_percents),
-                            n_deciles=cfg.n_deciles, n_segments=cfg.n_segments)
-    scan = scan_uplift(df, score_col, treatment_col, outcome_col, id_col, settings)
-    return metrics_from_scan(scan, cfg.top_k_percents, cfg.ci_level, binary)

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Dict, Iterator, List, Mapping, Optional, Seque
 import numpy as np
 
 from ..errors import DataError
+from ..schemas import require_columns
 from ..logs import get_logger
 from .bootstrap import poisson_weights
 from .curves import array_split_bounds, qini_values, sample_targets, trapezoid_area, uplift_values
@@ -556,9 +557,7 @@ def prepare_slices(df, slice_col: str, score_col: str, treatment_col: str, outco
     intervals are cluster-robust (a null cluster id falls back to the customer's own id)."""
     from pyspark.sql import functions as F
 
-    for col in (slice_col, score_col, treatment_col, outcome_col, id_col) + ((cluster_col,) if cluster_col else ()):
-        if col not in df.columns:
-            raise DataError(f"uplift evaluation: column {col!r} not found (have {sorted(df.columns)})")
+    require_columns(df, (slice_col, score_col, treatment_col, outcome_col, id_col, cluster_col), "uplift evaluation")
     labels = dict(labels or {})
     B = int(settings.replicates)
     R = B + 1
@@ -685,8 +684,6 @@ def scan_uplift(df, score_col: str, treatment_col: str, outcome_col: str, id_col
     """Exact curves of one score column over all rows (treatment 1/0): a one-slice :func:`scan_slices`."""
     from pyspark.sql import functions as F
 
-    for col in (score_col, treatment_col, outcome_col, id_col):
-        if col not in df.columns:
-            raise DataError(f"uplift evaluation: column {col!r} not found (have {sorted(df.columns)})")
+    require_columns(df, (score_col, treatment_col, outcome_col, id_col), "uplift evaluation")
     return scan_slices(df.withColumn(_SL, F.lit(0)), _SL, score_col, treatment_col, outcome_col, id_col,
                        settings, cluster_col=cluster_col)[0]

@@ -14,6 +14,7 @@ import os
 from typing import Iterable, Mapping, Optional
 
 from ..errors import ConfigError, DataError
+from ..schemas import require_columns
 
 FORMATS = ("auto", "delta", "parquet", "csv", "table")
 _REMOTE = ("dbfs:", "s3:", "s3a:", "abfss:", "gs:", "wasbs:", "file:")
@@ -138,9 +139,7 @@ def _read_typed_csv(spark, path: str, schema_ddl: str, where: str):
         header = spark.read.option("header", "true").csv(path).columns
     except _engine_errors() as exc:
         raise DataError(f"{where}: cannot read: {_first_line(exc)}") from None
-    missing = [c for c in typed if c not in header]
-    if missing:
-        raise DataError(f"{where}: missing column {missing[0]!r} (have {header})")
+    require_columns(header, typed, where)
     text = StructType([StructField(c, StringType()) for c in header] + [StructField(CORRUPT, StringType())])
     raw = (spark.read.option("header", "true").option("mode", "PERMISSIVE")
            .option("columnNameOfCorruptRecord", CORRUPT).schema(text).csv(path))

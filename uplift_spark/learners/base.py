@@ -18,7 +18,7 @@ from pyspark.ml.util import MLReadable, MLWritable
 from ..config import DataConfig, LightGBMConfig, ModelConfig
 from ..errors import DataError, ModelError
 from ..logs import get_logger
-from ..schemas import slug
+from ..schemas import require_columns, slug
 from .features import FeatureEncoding, fit_encoding
 from .params import UpliftParams
 from .persistence import FolderReader, FolderWriter, write_folder
@@ -74,9 +74,7 @@ class UpliftLearner(Estimator, UpliftParams, MLWritable, MLReadable):
         need = [self.getOutcomeCol(), self.getArmCol(), *self.getFeatureCols()]
         if self.getValidationCol():
             need.append(self.getValidationCol())
-        missing = [c for c in need if c not in df.columns]
-        if missing:
-            raise DataError(f"{self.learner}-learner: column {missing[0]!r} is missing (have {sorted(df.columns)})")
+        require_columns(df, need, f"{self.learner}-learner")
         if not self.getTreatmentArms():
             raise ModelError(f"{self.learner}-learner: no treatment arms given")
         if self.getOutcomeType() not in ("binary", "continuous"):

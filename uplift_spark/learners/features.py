@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Sequence
 
 from ..errors import DataError
+from ..schemas import require_columns
 
 _SAFE = re.compile(r"[^0-9A-Za-z_]+")
 ENCODED_PREFIX = "__uplift_f"
@@ -71,9 +72,7 @@ class FeatureEncoding:
         """Column expressions producing the encoded double features (named ``encoded_columns``)."""
         from pyspark.sql import functions as F
 
-        missing = [f for f in self.features if f not in df.columns]
-        if missing:
-            raise DataError(f"feature column {missing[0]!r} is missing from the input (have {sorted(df.columns)})")
+        require_columns(df, self.features, "feature encoding")
         nan = F.lit(float("nan"))
         exprs = []
         for f, out in zip(self.features, self.encoded_columns):

@@ -19,7 +19,8 @@ from datetime import datetime, timezone
 from typing import Dict, List, Mapping, Optional, Sequence
 
 from ..config import MonitoringConfig
-from ..errors import DataError, MonitoringError
+from ..errors import MonitoringError
+from ..schemas import require_columns
 from ..io import fs as hfs
 from .buckets import NULL, OTHER, UNSEEN, bin_index, category_label, count_labels, numeric_label, numeric_vector
 
@@ -63,10 +64,9 @@ def feature_labels(df, feature_profile: Mapping[str, Mapping]) -> Dict[str, obje
     from pyspark.sql import functions as F
 
     dtypes = dict(df.dtypes)
+    require_columns(list(dtypes), feature_profile, "monitoring batch (feature)")
     labels = {}
     for name, spec in feature_profile.items():
-        if name not in dtypes:
-            raise DataError(f"monitoring batch: feature column {name!r} is missing (have {sorted(dtypes)})")
         if spec["kind"] == "numeric":
             labels[name] = numeric_label(F.col(name), spec["edges"], dtypes[name])
         else:
@@ -135,9 +135,7 @@ def build_feature_profile(df, features: Sequence[str], categorical: Sequence[str
 
     categorical = [c for c in features if c in set(categorical)]
     numeric = [c for c in features if c not in set(categorical)]
-    missing = [c for c in features if c not in df.columns]
-    if missing:
-        raise DataError(f"reference profile: feature column {missing[0]!r} is missing (have {sorted(df.columns)})")
+    require_columns(df, features, "reference profile (feature)")
     dtypes = dict(df.dtypes)
     spec: Dict[str, Dict[str, object]] = {}
     if numeric:
@@ -180,9 +178,7 @@ def _score_long(scores_long_df):
     """(arm, metric, x) rows from a long scores frame with ``arm``, ``uplift`` and optional ``value``."""
     from pyspark.sql import functions as F
 
-    for col in ("arm", "uplift"):
-        if col not in scores_long_df.columns:
-            raise DataError(f"score profile: column {col!r} is missing (have {sorted(scores_long_df.columns)})")
+    require_columns(scores_long_df, ("arm", "uplift"), "score profile")
     metrics = [m for m in _SCORE_METRICS if m in scores_long_df.columns]
     pairs = [F.struct(F.lit(m).alias("metric"), F.col(m).cast("double").alias("x")) for m in metrics]
     return scores_long_df.select(F.col("arm").cast("string").alias("arm"),
@@ -265,9 +261,7 @@ def policy_mix(decisions_df) -> Dict[str, object]:
     """Rows per (action, bucket) of a decisions frame: one small aggregate."""
     from pyspark.sql import functions as F
 
-    for col in ("action", "bucket"):
-        if col not in decisions_df.columns:
-            raise DataError(f"decisions: column {col!r} is missing (have {sorted(decisions_df.columns)})")
+    require_columns(decisions_df, ("action", "bucket"), "decisions")
     rows = decisions_df.groupBy(F.col("action").cast("string").alias("action"),
                                 F.col("bucket").cast("string").alias("bucket")).count().collect()
     cells = {f"{r['action']}|{r['bucket']}": int(r["count"]) for r in rows}

@@ -21,6 +21,7 @@ import pandas as pd
 
 from ..config import MonitoringConfig
 from ..errors import DataError
+from ..schemas import require_columns
 from ..evaluation.cluster_agg import cluster_moments
 from ..evaluation.cluster_se import difference_se
 from ..joins import join_customers
@@ -46,9 +47,7 @@ def campaign_outcomes(decisions_df, outcomes_df, outcomes: Mapping[str, str], cf
     """
     from pyspark.sql import functions as F
 
-    for col in [customer_id] + list(outcomes) + ([cluster_col] if cluster_col else []):
-        if col not in outcomes_df.columns:
-            raise DataError(f"campaign outcomes: column {col!r} is missing (have {sorted(outcomes_df.columns)})")
+    require_columns(outcomes_df, [customer_id, *outcomes, cluster_col], "campaign outcomes")
     for col in ("customer_id", "action", "bucket", "policy_action"):
         if col not in decisions_df.columns:
             raise DataError(f"decisions: column {col!r} is missing (have {sorted(decisions_df.columns)})")
@@ -113,9 +112,7 @@ def realized_uplift(per_customer_df, outcomes: Sequence[str], cfg: MonitoringCon
     rows = df.groupBy(campaign.alias("campaign_id"), group.alias("k"), F.col("bucket")).agg(*aggs).collect()
     clustered = {}
     if cluster_col is not None:
-        if cluster_col not in per_customer_df.columns:
-            raise DataError(f"realized uplift: cluster column {cluster_col!r} is missing "
-                            f"(have {sorted(per_customer_df.columns)})")
+        require_columns(per_customer_df, [cluster_col], "realized uplift (cluster)")
         keyed = df.select(campaign.alias("_cp"), group.alias("_k"), "bucket", cluster_col, *outcomes)
         for i, o in enumerate(outcomes):
             clustered[o] = cluster_moments(keyed, o, cluster_col, ["_cp", "_k", "bucket"])

@@ -12,8 +12,8 @@ from typing import Dict, List, Mapping, Sequence
 import pandas as pd
 
 from ..config import MonitoringConfig
-from ..errors import DataError, MonitoringError
-from ..schemas import uplift_column
+from ..errors import MonitoringError
+from ..schemas import require_columns, uplift_column
 from .profile import score_counts
 from .stats import level, psi, worst
 
@@ -32,9 +32,7 @@ def wide_to_long(scored_df, arms: Sequence[str], values: Mapping[str, object] = 
     from pyspark.sql import functions as F
 
     values = dict(values or {})
-    missing = [uplift_column(a) for a in arms if uplift_column(a) not in scored_df.columns]
-    if missing:
-        raise DataError(f"scored batch: column {missing[0]!r} is missing (have {sorted(scored_df.columns)})")
+    require_columns(scored_df, [uplift_column(a) for a in arms], "scored batch")
     pairs = []
     for arm in arms:
         up = F.col(uplift_column(arm)).cast("double")

@@ -18,7 +18,7 @@ from ..datasets import resolve_data_config
 from ..errors import DataError
 from ..evaluation import evaluate_slices
 from ..logs import get_logger
-from ..schemas import TABLE_COLUMNS, conform
+from ..schemas import TABLE_COLUMNS, conform, require_columns
 from .context import RunContext, Stopwatch
 
 log = get_logger("evaluate")
@@ -66,12 +66,9 @@ def run(ctx: RunContext, **_ignored) -> Dict[str, object]:
         raise DataError(f"predictions: none of evaluation.splits {list(ev.splits)} present for run "
                         f"{ctx.run_id!r} (have {have})")
     outcomes = sorted({c["outcome"] for c in combos})
-    missing = [o for o in outcomes if o not in experiment.columns]
-    if missing:
-        raise DataError(f"experiment_log: outcome column {missing[0]!r} named in predictions is missing")
+    require_columns(experiment, outcomes, "experiment_log (outcome named in predictions)")
     cluster = resolve_data_config(cfg).cluster
-    if cluster is not None and cluster not in experiment.columns:
-        raise DataError(f"data.cluster: column {cluster!r} is not in experiment_log (have {sorted(experiment.columns)})")
+    require_columns(experiment, [cluster], "data.cluster (experiment_log)")
     cluster_cols = [F.col(cluster).alias(_CLUSTER)] if cluster else []
     if any(c["arm"] == control for c in combos):
         raise DataError(f"predictions: rows for the control arm {control!r}; expected treatment arms only")

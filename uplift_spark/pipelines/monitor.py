@@ -42,6 +42,7 @@ from ..monitoring import (
     score_drift,
     wide_to_long,
 )
+from ..policy.value import arm_value
 from ..schemas import TABLE_COLUMNS, conform, slug, uplift_column
 from .context import RunContext, Stopwatch
 
@@ -145,25 +146,13 @@ def _score(ctx: RunContext, entry: dict, batch_df, arm_names=()):
 
     model = load_entry(ctx.model_dir, entry)
     scored = model.transform(batch_df)
-    known = getattr(model, "uplift_columns", None)  # {arm: column} on engineer C's models
+    known = getattr(model, "uplift_columns", None)  # {arm: column}: UpliftModel.uplift_columns
     if known:
         return scored, [arm for arm, col in known.items() if col in scored.columns]
     added = [c for c in scored.columns if c.startswith("uplift_") and c not in batch_df.columns]
     by_slug = {slug(a): a for a in list(ctx.cfg.data.treatment_arms) + list(arm_names)}
     arms = [by_slug.get(c[len("uplift_"):], c[len("uplift_"):]) for c in added]
     return scored, [a for a in arms if uplift_column(a) in scored.columns]
-
-
-def _value_columns(ctx: RunContext, arms: List[str]) -> Dict[str, object]:
-    """value = benefit × uplift − cost per arm (no risk penalty), the same for reference and batch."""
-    from pyspark.sql import functions as F
-
-    out = {}
-    for arm in arms:
-        econ = ctx.cfg.policy.arms.get(arm)
-        benefit, cost = (econ.benefit, econ.cost) if econ is not None else (1.0, 0.0)
-        out[arm] = F.col(uplift_column(arm)).cast("double") * F.lit(float(benefit)) - F.lit(float(cost))
-    return out
 
 
 def _reference_scores(ctx: RunContext, entry: dict):
@@ -180,8 +169,8 @@ def _reference_scores(ctx: RunContext, entry: dict):
     if preds.limit(1).count() == 0:
         return None
     value = F.lit(None).cast("double")
-    for arm, econ in ctx.cfg.policy.arms.items():
-        value = F.when(F.col("arm") == arm, F.col("uplift") * F.lit(float(econ.benefit)) - F.lit(float(econ.cost))).otherwise(value)
+    for arm in ctx.cfg.policy.arms:  # the same value definition as the batch's (policy.value.arm_value)
+        value = F.when(F.col("arm") == arm, arm_value(preds, ctx.cfg.policy, arm, F.col("uplift"))).otherwise(value)
     if not ctx.cfg.policy.arms:
         value = F.col("uplift").cast("double")
     else:
@@ -255,19 +244,116 @@ def _write(ctx: RunContext, pdf, table: str, extra: Dict[str, object], batch_id:
 # ------------------------------------------------------------------------------------------ stage
 
 
+def _reference_features(ctx: RunContext, profile: dict, features, categorical) -> bool:
+    """Build the frozen feature reference from the run's train rows once; True when it was built."""
+    from pyspark import StorageLevel
+
+    if profile.get("features"):
+        return False
+    log.info("monitor: building the reference feature profile from run %s's train rows", ctx.run_id)
+    train = _train_rows(ctx).persist(StorageLevel.MEMORY_AND_DISK)  # three passes over one join
+    try:
+        profile.update(build_feature_profile(train, features, categorical, ctx.cfg.monitoring))
+    finally:
+        train.unpersist()
+    return True
+
+
+def _batch_stats(ctx: RunContext, batch_df, batch_id: str, monitored_at: datetime):
+    """(rows, batch time): the batch's latest assignment time when it has one, else now."""
+    from pyspark.sql import functions as F
+
+    time_col = ctx.cfg.data.assigned_at or "assigned_at"
+    stats = batch_df.agg(F.count(F.lit(1)).alias("n"),
+                         (F.max(time_col) if time_col in batch_df.columns else F.lit(None)).alias("t")).first()
+    if not stats["n"]:
+        raise MonitoringError(f"monitor: batch {batch_id!r} has no rows")
+    return int(stats["n"]), stats["t"] if isinstance(stats["t"], datetime) else monitored_at
+
+
+def _score_section(ctx: RunContext, manifest, profile: dict, batch_df, extra, batch_id, written, notes):
+    """Score drift of the monitored model; returns (drift frame or None, reference built?)."""
+    entry = _chosen_model(ctx, manifest)
+    if entry is None:
+        notes.append("score drift skipped: no saved model")
+        return None, False
+    changed = False
+    scored, arms = _score(ctx, entry, batch_df, (manifest or {}).get("treatment_arms") or ())
+    model_name = f"{entry.get('learner')}/{entry.get('outcome')}"
+    if not profile.get("scores"):
+        ref = _reference_scores(ctx, entry)
+        if ref is not None:
+            profile["scores"] = build_score_profile(ref, ctx.cfg.monitoring.bins, ctx.cfg.monitoring.quantile_error)
+            profile["scores"]["model"] = model_name
+            changed = True
+    if not profile.get("scores"):
+        notes.append("score drift skipped: no reference predictions (run predict first)")
+        return None, changed
+    values = {arm: arm_value(scored, ctx.cfg.policy, arm) for arm in arms}
+    sdrift = score_drift(wide_to_long(scored, arms, values), profile["scores"], ctx.cfg.monitoring)
+    written["drift_scores"] = _write(ctx, sdrift, "drift_scores", {**extra, "model": model_name}, batch_id)
+    return sdrift, changed
+
+
+def _decisions(ctx: RunContext):
+    campaign_id = ctx.cfg.policy.campaign_id
+    if not ctx.store.exists("decisions"):
+        return None
+    decisions = ctx.store.read("decisions", run_id=ctx.run_id, campaign_id=campaign_id)
+    return None if decisions.limit(1).count() == 0 else decisions
+
+
+def _policy_section(ctx: RunContext, decisions, profile: dict, extra, batch_id, written, notes):
+    """Policy-mix drift against the first monitored campaign; returns (drift frame or None, reference built?)."""
+    campaign_id = ctx.cfg.policy.campaign_id
+    if decisions is None:
+        notes.append(f"policy drift skipped: no decisions for campaign {campaign_id!r}")
+        return None, False
+    current = build_policy_profile(decisions, _policy_summary(ctx, campaign_id))
+    changed = not profile.get("policy")
+    if changed:
+        profile["policy"] = current
+    pdrift = policy_drift(current, profile["policy"], ctx.cfg.monitoring)
+    written["drift_policy"] = _write(
+        ctx, pdrift, "drift_policy",
+        {**extra, "campaign_id": campaign_id, "reference_campaign_id": profile["policy"].get("campaign_id")}, batch_id)
+    return pdrift, changed
+
+
+def _realized_section(ctx: RunContext, decisions, outcomes: str, extra, batch_id, written, notes):
+    """Realized uplift of the campaign from its outcomes (contacted vs holdout)."""
+    mcfg = ctx.cfg.monitoring
+    if decisions is None:
+        raise MonitoringError(f"monitor: outcomes given but run {ctx.run_id!r} has no decisions for "
+                              f"campaign {ctx.cfg.policy.campaign_id!r}")
+    out_df = _read_source(ctx, outcomes, "monitor --outcomes")
+    specs = {o.name: o.type for o in ctx.cfg.data.outcomes if o.name in out_df.columns}
+    if not specs:
+        raise DataError(f"monitor: outcomes {outcomes!r} has none of the outcome columns "
+                        f"{list(ctx.cfg.data.outcome_names)} (have {sorted(out_df.columns)})")
+    cluster = resolve_data_config(ctx.cfg).cluster
+    if cluster is not None and cluster not in out_df.columns:
+        notes.append(f"realized uplift: outcomes have no cluster column {cluster!r}; customer-level SEs")
+        cluster = None
+    customer_id = ctx.cfg.data.customer_id if ctx.cfg.data.customer_id in out_df.columns else "customer_id"
+    per_customer = campaign_outcomes(decisions, out_df, specs, mcfg, customer_id=customer_id,
+                                     outcome_time=mcfg.outcome_time_column, cluster_col=cluster)
+    expected = ctx.cfg.policy.outcome or ctx.cfg.data.main_outcome
+    rdrift = realized_uplift(per_customer, list(specs), mcfg, expected_outcome=expected, cluster_col=cluster)
+    written["realized_uplift"] = _write(ctx, rdrift, "realized_uplift", extra, batch_id)
+    return rdrift
+
+
 def run(ctx: RunContext, batch: Optional[str] = None, batch_id: Optional[str] = None,
         outcomes: Optional[str] = None, **_ignored) -> Dict[str, object]:
     """Feature/score/policy drift of one batch, realized uplift when outcomes are given, and alerts."""
     from pyspark import StorageLevel
-    from pyspark.sql import functions as F
 
     from ..io import check_run_id
 
     watch = Stopwatch()
     mcfg = ctx.cfg.monitoring
-    batch = batch or mcfg.batch
-    batch_id = batch_id or mcfg.batch_id
-    outcomes = outcomes or mcfg.outcomes
+    batch, batch_id, outcomes = batch or mcfg.batch, batch_id or mcfg.batch_id, outcomes or mcfg.outcomes
     if batch:
         batch_df = _read_source(ctx, batch, "monitor --batch")
         batch_id = batch_id or _derived_batch_id(batch)
@@ -285,97 +371,21 @@ def run(ctx: RunContext, batch: Optional[str] = None, batch_id: Optional[str] = 
         profile = load_profile(ctx.model_dir)
     except MonitoringError:
         profile = {}
-    changed = False
-    if not profile.get("features"):
-        log.info("monitor: building the reference feature profile from run %s's train rows", ctx.run_id)
-        train = _train_rows(ctx).persist(StorageLevel.MEMORY_AND_DISK)  # three passes over one join
-        try:
-            profile.update(build_feature_profile(train, features, categorical, mcfg))
-        finally:
-            train.unpersist()
-        changed = True
+    changed = _reference_features(ctx, profile, features, categorical)
 
     batch_df = batch_df.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        time_col = ctx.cfg.data.assigned_at or "assigned_at"
-        stats = batch_df.agg(F.count(F.lit(1)).alias("n"),
-                             (F.max(time_col) if time_col in batch_df.columns else F.lit(None)).alias("t")).first()
-        if not stats["n"]:
-            raise MonitoringError(f"monitor: batch {batch_id!r} has no rows")
-        batch_time = stats["t"] if isinstance(stats["t"], datetime) else monitored_at
+        rows, batch_time = _batch_stats(ctx, batch_df, batch_id, monitored_at)
         extra = {"run_id": ctx.run_id, "batch_id": batch_id, "batch_time": batch_time, "monitored_at": monitored_at}
-
-        # features
         monitored = [f for f in features if f in profile["features"]]
         fdrift = feature_drift(batch_df, profile["features"], mcfg, features=monitored)
         written = {"drift_features": _write(ctx, fdrift, "drift_features", extra, batch_id)}
-
-        # scores
-        sdrift = None
-        entry = _chosen_model(ctx, manifest)
-        notes = []
-        if entry is None:
-            notes.append("score drift skipped: no saved model")
-        else:
-            scored, arms = _score(ctx, entry, batch_df, (manifest or {}).get("treatment_arms") or ())
-            if not profile.get("scores"):
-                ref = _reference_scores(ctx, entry)
-                if ref is not None:
-                    profile["scores"] = build_score_profile(ref, mcfg.bins, mcfg.quantile_error)
-                    profile["scores"]["model"] = f"{entry.get('learner')}/{entry.get('outcome')}"
-                    changed = True
-            if profile.get("scores"):
-                long = wide_to_long(scored, arms, _value_columns(ctx, arms))
-                sdrift = score_drift(long, profile["scores"], mcfg)
-                model_name = f"{entry.get('learner')}/{entry.get('outcome')}"
-                written["drift_scores"] = _write(ctx, sdrift, "drift_scores", {**extra, "model": model_name}, batch_id)
-            else:
-                notes.append("score drift skipped: no reference predictions (run predict first)")
-
-        # policy
-        pdrift = None
-        campaign_id = ctx.cfg.policy.campaign_id
-        decisions = None
-        if ctx.store.exists("decisions"):
-            decisions = ctx.store.read("decisions", run_id=ctx.run_id, campaign_id=campaign_id)
-            if decisions.limit(1).count() == 0:
-                decisions = None
-        if decisions is not None:
-            current = build_policy_profile(decisions, _policy_summary(ctx, campaign_id))
-            if not profile.get("policy"):
-                profile["policy"] = current
-                changed = True
-            pdrift = policy_drift(current, profile["policy"], mcfg)
-            written["drift_policy"] = _write(
-                ctx, pdrift, "drift_policy",
-                {**extra, "campaign_id": campaign_id, "reference_campaign_id": profile["policy"].get("campaign_id")},
-                batch_id)
-        else:
-            notes.append(f"policy drift skipped: no decisions for campaign {campaign_id!r}")
-
-        # realized uplift
-        rdrift = None
-        if outcomes:
-            if decisions is None:
-                raise MonitoringError(f"monitor: outcomes given but run {ctx.run_id!r} has no decisions for "
-                                      f"campaign {campaign_id!r}")
-            out_df = _read_source(ctx, outcomes, "monitor --outcomes")
-            specs = {o.name: o.type for o in ctx.cfg.data.outcomes if o.name in out_df.columns}
-            if not specs:
-                raise DataError(f"monitor: outcomes {outcomes!r} has none of the outcome columns "
-                                f"{list(ctx.cfg.data.outcome_names)} (have {sorted(out_df.columns)})")
-            cluster = resolve_data_config(ctx.cfg).cluster
-            if cluster is not None and cluster not in out_df.columns:
-                notes.append(f"realized uplift: outcomes have no cluster column {cluster!r}; customer-level SEs")
-                cluster = None
-            per_customer = campaign_outcomes(decisions, out_df, specs, mcfg, customer_id=ctx.cfg.data.customer_id
-                                             if ctx.cfg.data.customer_id in out_df.columns else "customer_id",
-                                             outcome_time=mcfg.outcome_time_column, cluster_col=cluster)
-            expected = ctx.cfg.policy.outcome or ctx.cfg.data.main_outcome
-            rdrift = realized_uplift(per_customer, list(specs), mcfg, expected_outcome=expected,
-                                     cluster_col=cluster)
-            written["realized_uplift"] = _write(ctx, rdrift, "realized_uplift", extra, batch_id)
-
+        notes: List[str] = []
+        sdrift, built = _score_section(ctx, manifest, profile, batch_df, extra, batch_id, written, notes)
+        decisions = _decisions(ctx)
+        pdrift, built_policy = _policy_section(ctx, decisions, profile, extra, batch_id, written, notes)
+        changed = changed or built or built_policy
+        rdrift = _realized_section(ctx, decisions, outcomes, extra, batch_id, written, notes) if outcomes else None
         alerts = collect_alerts(mcfg, fdrift, sdrift, pdrift, rdrift)
         written["monitoring_alerts"] = _write(ctx, alerts, "monitoring_alerts", extra, batch_id)
     finally:
@@ -386,7 +396,7 @@ def run(ctx: RunContext, batch: Optional[str] = None, batch_id: Optional[str] = 
     drifted = fdrift.loc[fdrift["status"] != "ok", "feature"].tolist()
     summary = {
         "batch_id": batch_id,
-        "rows": int(stats["n"]),
+        "rows": rows,
         "features_drifted": drifted,
         "max_feature_psi": None if fdrift.empty else _clean(float(fdrift["psi"].max())),
         "score_alerts": 0 if sdrift is None else int((sdrift["status"] != "ok").sum()),
@@ -400,5 +410,5 @@ def run(ctx: RunContext, batch: Optional[str] = None, batch_id: Optional[str] = 
     if rdrift is not None and not rdrift.empty:
         summary["realized"] = {f"{r['action']}/{r['outcome']}": _clean(r["realized_uplift"])
                                for r in rdrift.to_dict("records")}
-    log.info("monitor: batch %s: %d rows, %d features drifted, %d alerts", batch_id, stats["n"], len(drifted), len(alerts))
+    log.info("monitor: batch %s: %d rows, %d features drifted, %d alerts", batch_id, rows, len(drifted), len(alerts))
     return summary

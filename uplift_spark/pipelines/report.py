@@ -18,7 +18,7 @@ from ..errors import DataError
 from ..logs import get_logger
 from ..report import ReportData, render_report, segment_uplift, strongest_features
 from ..report.data import SECTION_TABLES, TABLE_STAGES
-from ..report.html import best_learner, choose_learners, choose_outcome, choose_split
+from ..report.selection import best_learner, choose_learners, choose_outcome, choose_split
 from .context import RunContext, Stopwatch
 
 log = get_logger("report")
@@ -182,35 +182,30 @@ def write_report(folder: str, html_text: str, figures: Dict[str, bytes]) -> str:
     return path
 
 
-def _with_policy_section(ctx: RunContext, html_text: str, figures: Dict[str, bytes]):
-    """Append "Does the policy beat the alternatives?" when evaluate-policy ran (small tables)."""
-    from ..report.policy_section import policy_section
+def _policy_sections(ctx: RunContext) -> list:
+    """The "Does the policy beat the alternatives?" section when evaluate-policy ran (small tables)."""
+    from ..report.policy_section import policy_report_section
 
     store = ctx.store
     if not (store.exists("policy_evaluation") and store.exists("policy_curves")):
-        return html_text, figures
+        return []
     ev = store.read("policy_evaluation", run_id=ctx.run_id).toPandas()  # policies × metrics: small
     curves = store.read("policy_curves", run_id=ctx.run_id).toPandas()  # curves × grid points: small
     if ev.empty:
-        return html_text, figures
+        return []
     summary = None
     if store.exists("decision_summary"):
         summary = store.read("decision_summary", run_id=ctx.run_id).toPandas()  # bucket × action rows: small
-    body, pngs = policy_section(ev, curves, ctx.cfg.policy_evaluation.ci_level, summary=summary)
-    figures.update(pngs)
-    for end in ("</main>", "</body>"):
-        if end in html_text:
-            return html_text.replace(end, body + end, 1), figures
-    return html_text + body, figures
+    section = policy_report_section(ev, curves, ctx.cfg.policy_evaluation.ci_level, summary=summary)
+    return [section] if section else []
 
 
 def run(ctx: RunContext, **_ignored) -> dict:
     """Build the report of ``ctx.run_id`` into ``<output_root>/reports/<run_id>/report.html``."""
     watch = Stopwatch()
     data = collect_report_data(ctx)
-    rendered = render_report(data, ctx.cfg.report)
-    html_text, figures = _with_policy_section(ctx, rendered.html, dict(rendered.figures))
-    path = write_report(ctx.report_dir, html_text, figures)
+    rendered = render_report(data, ctx.cfg.report, extra_sections=_policy_sections(ctx))
+    path = write_report(ctx.report_dir, rendered.html, rendered.figures)
     missing: List[str] = sorted(s for s in SECTION_TABLES if data.frame(s) is None)
     log.info("report: %d figures, %d missing sections, %.1fs -> %s", len(rendered.figures), len(missing),
              watch(), path)

@@ -17,7 +17,7 @@ from ..io import fs as hfs
 from ..learners import learner_class, write_manifest
 from ..learners.persistence import digest_sha256
 from ..logs import get_logger
-from ..schemas import conform
+from ..schemas import conform, require_columns
 from .context import RunContext, Stopwatch
 
 log = get_logger("train")
@@ -31,9 +31,7 @@ def data_config(ctx: RunContext, log_df) -> DataConfig:
     from ..datasets import logged_data_config
 
     data = logged_data_config(ctx.cfg)
-    missing = [c for c in (data.customer_id, data.arm) if c not in log_df.columns]
-    if missing:
-        raise DataError(f"experiment_log: column {missing[0]!r} is missing (have {sorted(log_df.columns)})")
+    require_columns(log_df, (data.customer_id, data.arm), "experiment_log")
     return data
 
 
@@ -90,7 +88,7 @@ def run(ctx: RunContext, **_ignored) -> Dict[str, object]:
                                 "digest_sha256": digest_sha256(folder)})
                 importance_rows += model.feature_importance()
                 log.info("trained %s-learner for %s in %.1fs", learner, outcome, watch())
-        # --- monitoring reference profile (engineer G): feature distributions of the train rows, saved as
+        # --- monitoring reference profile: feature distributions of the train rows, saved as
         # <model_dir>/reference_profile.json for `uplift-spark monitor` (monitor rebuilds it if absent).
         _save_reference_profile(ctx, data, frame)
     finally:
@@ -126,7 +124,7 @@ def run(ctx: RunContext, **_ignored) -> Dict[str, object]:
 
 
 def _save_reference_profile(ctx: RunContext, data: DataConfig, frame) -> None:
-    """Monitoring reference (engineer G): summaries of the train rows only, never the rows themselves."""
+    """Monitoring reference: summaries of the train rows only, never the rows themselves."""
     from pyspark.sql import functions as F
 
     from ..errors import MonitoringError

@@ -560,8 +560,4 @@ class Solver:
         return float(grid[g]), counts[g], value[g]
 
 
-def costs_for(arms: Sequence[str], econ) -> Tuple[float, ...]:
-    return tuple(float(econ(a).cost) for a in arms)
-
-
 __all__ = ["Solver", "Limits", "Allocation", "Candidates", "LocalRows", "choose", "pick", "evaluate", "value_col"]

@@ -12,7 +12,7 @@ from typing import List, Mapping, Optional, Sequence
 
 from ..config import ArmEconomics, CostModel, PolicyConfig
 from ..errors import PolicyError
-from ..schemas import slug, uplift_column
+from ..schemas import require_columns, slug, uplift_column
 
 
 def value_column(arm: str) -> str:
@@ -64,8 +64,7 @@ def add_values(df, policy_cfg: PolicyConfig, treatment_arms: Sequence[str],
     for arm in policy_arms(policy_cfg, treatment_arms):
         econ = economics(policy_cfg, arm)
         col = uplift_column(arm)
-        if col not in df.columns:
-            raise PolicyError(f"policy: no predicted uplift column {col!r} for arm {arm!r} (have {sorted(df.columns)})")
+        require_columns(df, [col], f"policy: predicted uplift of arm {arm!r}", PolicyError)
         value = F.col(col).cast("double") * F.lit(float(econ.benefit)) - _cost(df, arm, econ, strict_costs)
         if use_risk:
             rcol = (risk_columns or {}).get(arm) or outcome_uplift_column(arm, risk.outcome)
@@ -91,3 +90,18 @@ def _cost(df, arm: str, econ: ArmEconomics, strict: bool):
         if strict or not isinstance(cost_spec(econ, arm), CostModel):
             raise
         return F.lit(None).cast("double")
+
+
+def arm_value(df, policy_cfg: PolicyConfig, arm: str, uplift=None):
+    """benefit × uplift − cost of one arm as a Column over ``df``, without the risk penalty.
+
+    The one definition of an arm's value outside :func:`add_values` (monitoring profiles it for the
+    reference and every batch). ``uplift`` defaults to ``uplift_<arm>``; an arm without economics is
+    worth its uplift (benefit 1, cost 0); a cost the frame cannot provide (a cost model without its
+    probability column) gives null rather than an error, since monitoring only profiles the values.
+    """
+    from pyspark.sql import functions as F
+
+    econ = economics(policy_cfg, arm)
+    u = F.col(uplift_column(arm)) if uplift is None else uplift
+    return u.cast("double") * F.lit(float(econ.benefit)) - _cost(df, arm, econ, False)

@@ -51,15 +51,6 @@ def _style(ax) -> None:
     ax.set_axisbelow(True)
 
 
-def message_png(text: str) -> bytes:
-    """A small placeholder figure (used when a plot has nothing to draw)."""
-    fig = Figure(figsize=(5, 1.2))
-    ax = fig.add_subplot(1, 1, 1)
-    ax.axis("off")
-    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=11, color="#555")
-    return to_png(fig)
-
-
 def plot_curves(curves: pd.DataFrame, kind: str = "qini", arms: Optional[Sequence[str]] = None,
                 outcome: str = "", learners: Optional[Sequence[str]] = None) -> bytes:
     """Qini or uplift curves, one panel per arm, learners overlaid, random line and bootstrap band.

@@ -1,15 +1,16 @@
 """Report section "Does the policy beat the alternatives?": cost curves and the plain sentence.
 
-Kept apart from the main template so the section can be moved into any report layout: it takes the
-small ``policy_evaluation`` / ``policy_curves`` frames (pandas) and returns an HTML fragment and a PNG.
+Kept apart from the main report: it takes the small ``policy_evaluation`` / ``policy_curves`` frames
+(pandas) and returns a section dict that :func:`~.html.render_report` places with the others.
 """
 
 from __future__ import annotations
 
-import html
 from typing import Optional, Tuple
 
 import pandas as pd
+
+from . import templating
 
 TITLE = "Does the policy beat the alternatives?"
 
@@ -80,7 +81,7 @@ def value_sentence(summary: Optional[pd.DataFrame], ci_level: float = 0.95) -> O
 
 def policy_section(ev: pd.DataFrame, curves: pd.DataFrame, ci_level: float = 0.95,
                    image: str = "policy_curves.png", summary: Optional[pd.DataFrame] = None) -> Tuple[str, dict]:
-    """(HTML fragment, {png name: bytes}) for the first held-out split (``test`` when present)."""
+    """(HTML body, {png name: bytes}) for the first held-out split (``test`` when present)."""
     splits = list(ev["split"].dropna().unique())
     split = "test" if "test" in splits else (splits[0] if splits else None)
     if split is None:
@@ -90,15 +91,27 @@ def policy_section(ev: pd.DataFrame, curves: pd.DataFrame, ci_level: float = 0.9
     if values:
         sentence += " " + values
     rows = ev[(ev["split"] == split) & (ev["estimator"] == "aipw") & (ev["metric"].isin(["gain", "difference"]))]
-    table = "".join(
-        f"<tr><td>{html.escape(str(r.policy))}</td><td>{html.escape(str(r.baseline))}</td>"
-        f"<td>{r.estimate:+.4f}</td><td>{r.ci_low:.4f} to {r.ci_high:.4f}</td><td>{r.p_value:.3g}</td></tr>"
-        for r in rows.itertuples())
-    body = (f'<section id="policy-value"><h2>{TITLE}</h2><p>{html.escape(sentence)}</p>'
-            f'<img src="{image}" alt="cost curves">'
-            "<table><tr><th>policy</th><th>vs</th><th>difference per customer</th><th>CI</th><th>p</th></tr>"
-            f"{table}</table></section>")
-    return body, {image: plot_policy_curves(curves, split)}
+    text = lambda v: {"kind": "text", "text": v}  # noqa: E731
+    num = lambda v: {"kind": "num", "text": v}  # noqa: E731
+    table = templating.table(
+        [{"text": h} for h in ("policy", "vs", "difference per customer", "CI", "p")],
+        [{"cells": [text(r.policy), text(r.baseline), num(f"{r.estimate:+.4f}"),
+                    num(f"{r.ci_low:.4f} to {r.ci_high:.4f}"), num(f"{r.p_value:.3g}")]} for r in rows.itertuples()])
+    png = plot_policy_curves(curves, split)
+    body = f"<p>{templating.esc(sentence)}</p>" + templating.figure(
+        png, f"Cost curves of the policy and its alternatives on the held-out split {templating.esc(split)}; "
+             "bands are pointwise intervals.", "cost curves") + table
+    return body, {image: png}
 
 
-__all__ = ["policy_section", "policy_sentence", "value_sentence", "plot_policy_curves", "TITLE"]
+def policy_report_section(ev: pd.DataFrame, curves: pd.DataFrame, ci_level: float = 0.95,
+                          summary: Optional[pd.DataFrame] = None) -> Optional[dict]:
+    """The section dict :func:`~.html.render_report` takes in ``extra_sections`` (None: nothing to show)."""
+    body, figures = policy_section(ev, curves, ci_level, summary=summary)
+    if not body:
+        return None
+    return {"anchor": "policy-value", "title": TITLE, "body": body, "figures": figures}
+
+
+__all__ = ["policy_report_section", "policy_section", "policy_sentence", "value_sentence", "plot_policy_curves",
+           "TITLE"]

@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from ..schemas import require_columns
 from .text import fmt
 
 SEGMENT_COLUMNS = ("arm", "feature", "segment", "order", "n", "predicted", "n_t", "n_c", "y_t", "y_c",
@@ -125,9 +125,7 @@ def segment_uplift(df, features: Sequence[str], categorical: Sequence[str], cont
     """
     from pyspark.sql import functions as F
 
-    for c in (arm_col, actual_arm_col, uplift_col, outcome_col, *features):
-        if c not in df.columns:
-            raise DataError(f"segment_uplift: column {c!r} not found (have {sorted(df.columns)})")
+    require_columns(df, (arm_col, actual_arm_col, uplift_col, outcome_col, *features), "segment_uplift")
     features = list(dict.fromkeys(features))
     if not features:
         return pd.DataFrame(columns=list(SEGMENT_COLUMNS))

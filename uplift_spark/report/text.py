@@ -180,3 +180,10 @@ GLOSSARY = (
     ("Realized uplift", "The effect actually measured after the campaign: targeted customers versus the "
                         "holdout customers the policy would have targeted."),
 )
+
+
+def z_value(level: float) -> float:
+    """Two-sided normal quantile of a confidence level (0.95 → 1.96), for intervals drawn as ±z·se."""
+    from scipy.stats import norm
+
+    return float(norm.ppf(0.5 + level / 2.0))

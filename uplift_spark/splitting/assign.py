@@ -33,7 +33,8 @@ from __future__ import annotations
 from typing import Optional, Tuple
 
 from ..config import DataConfig, SplitConfig
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
+from ..schemas import require_columns
 from ..joins import join_customers
 from .cutoff import micros, resolve_cutoff
 
@@ -58,8 +59,7 @@ def split_value(customer_id_col, seed: int):
 
 
 def _require(df, column: Optional[str], key: str) -> None:
-    if column is not None and column not in df.columns:
-        raise DataError(f"{key}: column {column!r} is not in the experiment log (have {sorted(df.columns)})")
+    require_columns(df, [column], f"{key} (experiment log)")
 
 
 def _thresholds(split_cfg: SplitConfig) -> Tuple[float, float]:

@@ -11,7 +11,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Optional
 
 from ..config import DataConfig, OotConfig
-from ..errors import ConfigError, DataError, SplitError
+from ..errors import ConfigError, SplitError
+from ..schemas import require_columns
 
 _DAY_US = 86_400 * 1_000_000
 
@@ -58,8 +59,7 @@ def resolve_cutoff(df, data_cfg: DataConfig, oot_cfg: OotConfig) -> Optional[int
     ts = data_cfg.assigned_at
     if ts is None or (oot_cfg.cutoff is None and oot_cfg.last_days is None and oot_cfg.fraction is None):
         return None
-    if ts not in df.columns:
-        raise DataError(f"data.assigned_at: column {ts!r} is not in the experiment log (have {sorted(df.columns)})")
+    require_columns(df, [ts], "data.assigned_at (experiment log)")
     stats = df.agg(
         F.min(micros(ts)).alias("lo"),
         F.max(micros(ts)).alias("hi"),
