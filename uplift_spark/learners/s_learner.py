@@ -37,16 +37,18 @@ class SLearnerModel(UpliftModel):
         return {arm: preds(f"{BOOSTER}@{code}") - base for arm, code in spec["arm_codes"].items()}
 
     def feature_importance(self):
-        """Gain per feature; the arm feature's gain is listed as ``treatment_arm``."""
+        """Gain per feature of the one pooled booster, repeated for every treatment arm (the report
+        slices importance by arm); the arm feature's gain is listed as ``treatment_arm``."""
         from .scoring import booster
 
         rows = []
         for key, text in sorted(self.boosters.items()):
             gains = booster(text).feature_importance(importance_type="gain")
             total = float(sum(gains)) or 1.0
-            for feat, g in zip([*self.features, ARM_FEATURE], gains):
-                rows.append({"learner": self.learner, "outcome": self.outcome, "arm": "pooled", "model": key,
-                             "feature": feat, "gain": float(g), "gain_share": float(g) / total})
+            for arm in self.treatment_arms:
+                for feat, g in zip([*self.features, ARM_FEATURE], gains):
+                    rows.append({"learner": self.learner, "outcome": self.outcome, "arm": arm, "model": key,
+                                 "feature": feat, "gain": float(g), "gain_share": float(g) / total})
         return rows
 
 
