@@ -343,3 +343,34 @@ def test_dr_and_x_beat_t_on_a_small_arm(spark):
         got = model.transform(test).select("uplift_email_a", "true_uplift_email_a").toPandas()
         pehe[name] = _pehe(got["uplift_email_a"], got["true_uplift_email_a"])
     assert pehe["dr"] < pehe["t"] and pehe["x"] < pehe["t"], pehe
+
+
+def test_train_stage_checks_folds_of_every_learner_before_writing(spark, tmp_path):
+    """``model.learners: [t, dr]`` with too few rows per fold and arm: the train stage names the fold and
+    arm before fitting anything, so no model folder or manifest is written (even the T-learner's)."""
+    from pyspark.sql import functions as F
+
+    from uplift_spark.config import config_from_dict
+    from uplift_spark.pipelines import train
+    from uplift_spark.pipelines.context import RunContext
+
+    cfg = config_from_dict({
+        "run": {"output_root": str(tmp_path / "out")},
+        "data": {"source": "parquet", "path": "unused", "control_arm": "control",
+                 "treatment_arms": ARMS, "features": FEATURES, "categorical_features": ["c0"],
+                 "outcomes": [{"name": "conversion", "type": "binary"}]},
+        "model": {"learners": ["t", "dr"], "backend": "barrier"},
+        "split": {"min_rows_per_arm": 200},
+    })
+    assert cfg.split.n_folds == 5
+    ctx = RunContext(spark, cfg, "r1")
+    pdf = make_rct(n=3000, seed=7)
+    pdf["fold"] = np.where(pdf.split == "train", np.arange(len(pdf)) % 5, -1)
+    ctx.store.write(spark.createDataFrame(pdf.drop(columns=["split", "fold"])).withColumn("run_id", F.lit("r1")),
+                    "experiment_log", "r1")
+    ctx.store.write(spark.createDataFrame(pdf[["customer_id", "split", "fold"]]).select(
+        F.lit("r1").alias("run_id"), "customer_id", "split", F.col("fold").cast("int")), "splits", "r1")
+    with pytest.raises(ModelError, match=r"dr-learner: fold \d, arm '\w+': \d+ training rows, "
+                                         r"below split.min_rows_per_arm=200"):
+        train.run(ctx)
+    assert not os.path.exists(ctx.model_dir)
