@@ -25,7 +25,7 @@ def test_shipped_configs_load(path):
         ({"dat": {}}, "unknown config key dat"),
         ({"model": {"lightgbm": {"num_leaves": "many"}}}, "model.lightgbm.num_leaves: expected an integer"),
         ({"model": {"lightgbm": {"num_leaves": 1}}}, "model.lightgbm.num_leaves: 1 is below the minimum 2"),
-        ({"model": {"learners": ["t", "s"]}}, "model.learners: 's'"),
+        ({"model": {"learners": ["t", "q"]}}, "model.learners: 'q'"),
         ({"data": {"outcomes": [{"name": "y", "type": "count"}]}}, "data.outcomes[0].type: 'count' is not one of"),
         ({"data": {"features": "x"}}, "data.features: expected a list"),
         ({"split": {"train": 0.5}}, "train + valid + test must be 1.0"),

@@ -194,6 +194,7 @@ class SplitConfig:
     valid: float = bounded(0.2, 0.0, 1.0)
     test: float = bounded(0.2, 0.0, 1.0)
     oot: OotConfig = OotConfig()
+    # K cross-fitting folds of the train customers; 0 = none, or 5 when model.learners has r or dr
     n_folds: int = bounded(0, 0)
     seed: int = 2024
     min_rows_per_arm: int = bounded(20, 0)
@@ -229,6 +230,12 @@ class LightGBMConfig:
     timeout_seconds: float = bounded(1200.0, 1.0)
     data_transfer_mode: str = choice("bulk", "bulk", "streaming")
     extra: Mapping[str, Any] = empty_mapping()
+
+
+# learners the train stage knows (uplift_spark.learners registers the classes under these names);
+# the cross-fitted ones read the split's ``fold`` column, so split.n_folds defaults to 5 with them
+CROSS_FITTED_LEARNERS = ("r", "dr")
+DEFAULT_CROSS_FIT_FOLDS = 5
 
 
 @dataclass(frozen=True)
@@ -614,6 +621,13 @@ def _validate(cfg: UpliftConfig) -> None:
         raise ConfigError(f"policy.learner: {cfg.policy.learner!r} is not one of {['auto', *learners]}")
     if cfg.model.backend != "auto" and cfg.model.backend not in backends:
         raise ConfigError(f"model.backend: {cfg.model.backend!r} is not one of {['auto', *backends]}")
+    crossfit = [name for name in cfg.model.learners if name in CROSS_FITTED_LEARNERS]
+    if crossfit and s.n_folds == 1:
+        raise ConfigError(f"split.n_folds: 1 fold cannot cross-fit the {crossfit[0]!r} learner (use 0 for "
+                          f"the default {DEFAULT_CROSS_FIT_FOLDS}, or >= 2)")
+    if crossfit and s.n_folds == 0:
+        # the cross-fitted learners read the split's folds: K defaults to 5 when one is configured
+        object.__setattr__(cfg, "split", dataclasses.replace(s, n_folds=DEFAULT_CROSS_FIT_FOLDS))
     if d.allocation:
         missing = set(d.allocation) - set(d.arms)
         if missing and d.treatment_arms:

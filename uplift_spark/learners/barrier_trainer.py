@@ -72,8 +72,10 @@ def _network_params(ctx, timeout_minutes: int) -> Tuple[Dict[str, object], int]:
 
 
 def _datasets(pdf, label_col: str, feature_cols: List[str], feature_names: List[str],
-              categorical_indexes: List[int], valid_col: Optional[str], with_valid: bool):
-    """``(train Dataset, [valid Dataset] or [], validation rows)`` of this task's rows."""
+              categorical_indexes: List[int], valid_col: Optional[str], with_valid: bool,
+              weight_col: Optional[str] = None):
+    """``(train Dataset, [valid Dataset] or [], validation rows)`` of this task's rows; with
+    ``weight_col`` the "rows" are the validation weights (LightGBM's metric is then weighted)."""
     import lightgbm as lgb
     import numpy as np
 
@@ -81,14 +83,20 @@ def _datasets(pdf, label_col: str, feature_cols: List[str], feature_names: List[
     train_pdf, valid_pdf = pdf[~is_valid], pdf[is_valid]
     if len(train_pdf) == 0:
         raise RuntimeError("barrier task received no training rows")
+    def weights(part):
+        return part[weight_col].to_numpy(dtype=np.float64) if weight_col else None
+
     dtrain = lgb.Dataset(train_pdf[feature_cols].to_numpy(dtype=np.float64),
                          train_pdf[label_col].to_numpy(dtype=np.float64), feature_name=feature_names,
-                         categorical_feature=categorical_indexes or "auto", free_raw_data=True)
+                         categorical_feature=categorical_indexes or "auto", free_raw_data=True,
+                         weight=weights(train_pdf))
     valid_sets = []
     if with_valid and len(valid_pdf):
         valid_sets = [lgb.Dataset(valid_pdf[feature_cols].to_numpy(dtype=np.float64),
-                                  valid_pdf[label_col].to_numpy(dtype=np.float64), reference=dtrain)]
-    return dtrain, valid_sets, float(len(valid_pdf))
+                                  valid_pdf[label_col].to_numpy(dtype=np.float64), reference=dtrain,
+                                  weight=weights(valid_pdf))]
+    n_valid = float(weights(valid_pdf).sum()) if weight_col else float(len(valid_pdf))
+    return dtrain, valid_sets, n_valid
 
 
 def _global_early_stopping(ctx, metric: str, n_valid: float, rounds: int):
@@ -139,7 +147,7 @@ def _free_network(booster) -> None:
 
 def _barrier_worker(params: dict, num_rounds: int, label_col: str, feature_cols: List[str],
                     feature_names: List[str], categorical_indexes: List[int], valid_col: Optional[str],
-                    early_stopping_rounds: int, timeout_minutes: int):
+                    early_stopping_rounds: int, timeout_minutes: int, weight_col: Optional[str] = None):
     """The function each barrier task runs (free of Spark objects so it serializes cleanly)."""
 
     def fn(batches):
@@ -150,11 +158,11 @@ def _barrier_worker(params: dict, num_rounds: int, label_col: str, feature_cols:
         ctx = BarrierTaskContext.get()
         parts = list(batches)
         pdf = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-            columns=feature_cols + [label_col] + ([valid_col] if valid_col else []))
+            columns=feature_cols + [label_col] + ([weight_col] if weight_col else []) + ([valid_col] if valid_col else []))
         network, n_machines = _network_params(ctx, timeout_minutes)
         use_valid = early_stopping_rounds > 0 and valid_col is not None
         dtrain, valid_sets, n_valid = _datasets(pdf, label_col, feature_cols, feature_names,
-                                                categorical_indexes, valid_col, use_valid)
+                                                categorical_indexes, valid_col, use_valid, weight_col)
         held: dict = {}
         callbacks = [_booster_keeper(held)]
         if use_valid:
@@ -180,10 +188,11 @@ class BarrierTrainer(Trainer):
     backend = "barrier"
 
     def _train(self, frame, label_col, feature_cols, feature_names, objective, categorical_indexes,
-               valid_col) -> TrainedBooster:
+               valid_col, weight_col=None) -> TrainedBooster:
         from pyspark.sql import functions as F
 
         data = frame.df.select(*[F.col(c).cast("double").alias(c) for c in list(feature_cols) + [label_col]],
+                               *([F.col(weight_col).cast("double").alias(weight_col)] if weight_col else []),
                                *([F.col(valid_col).cast("boolean").alias(valid_col)] if valid_col else []))
         n_tasks = frame.n_tasks
         params = lightgbm_params(self.cfg, objective)
@@ -193,7 +202,7 @@ class BarrierTrainer(Trainer):
         fn = _barrier_worker(params, self.cfg.num_iterations, label_col, list(feature_cols),
                              list(feature_names), list(categorical_indexes), valid_col,
                              self.cfg.early_stopping_round if valid_col else 0,
-                             max(1, int(math.ceil(self.cfg.timeout_seconds / 60.0))))
+                             max(1, int(math.ceil(self.cfg.timeout_seconds / 60.0))), weight_col)
         try:
             rows = data.mapInPandas(fn, "model string, best_iteration int, tasks int", barrier=True).collect()
         except Exception as exc:

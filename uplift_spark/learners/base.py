@@ -46,7 +46,8 @@ class UpliftLearner(Estimator, UpliftParams, MLWritable, MLReadable):
     def __init__(self, *, outcomeCol=None, outcomeType=None, armCol=None, controlArm=None, treatmentArms=None,
                  featureCols=None, categoricalCols=None, validationCol=None, backend=None, lightgbmParams=None,
                  propensity=None, propensityClip=None, propensityPrefix=None, allocation=None,
-                 maxCategories=None, distribution=None, perTaskMaxBytes=None,
+                 maxCategories=None, distribution=None, perTaskMaxBytes=None, foldCol=None, numFolds=None,
+                 minRowsPerArm=None,
                  lightgbm: Optional[LightGBMConfig] = None):
         super().__init__()
         kwargs = {k: v for k, v in self._input_kwargs.items() if v is not None and k != "lightgbm"}
@@ -56,8 +57,10 @@ class UpliftLearner(Estimator, UpliftParams, MLWritable, MLReadable):
 
     @classmethod
     def from_config(cls, data: DataConfig, model: ModelConfig, outcome: Optional[str] = None,
-                    validation_col: str = "", treatment_arms: Sequence[str] = ()) -> "UpliftLearner":
-        """A learner for one outcome from the typed ``data`` and ``model`` config sections."""
+                    validation_col: str = "", treatment_arms: Sequence[str] = (), fold_col: str = "",
+                    min_rows_per_arm: Optional[int] = None) -> "UpliftLearner":
+        """A learner for one outcome from the typed ``data`` and ``model`` config sections
+        (``fold_col``/``min_rows_per_arm``: the split's folds, read by cross-fitted learners only)."""
         name = outcome or data.main_outcome
         spec = data.outcome(name)
         return cls(
@@ -67,7 +70,19 @@ class UpliftLearner(Estimator, UpliftParams, MLWritable, MLReadable):
             backend=model.backend, propensity=model.propensity, propensityClip=model.propensity_clip,
             propensityPrefix=data.propensity or "", allocation=json.dumps(dict(data.allocation)) if data.allocation else "",
             lightgbm=model.lightgbm, distribution=model.distribution, perTaskMaxBytes=model.per_task_max_bytes,
+            foldCol=fold_col or "",
+            minRowsPerArm=int(min_rows_per_arm) if min_rows_per_arm is not None else None,
         )
+
+    def preflight(self, df) -> None:
+        """Input checks that need no training (cheap); the train stage runs it for every learner before
+        fitting any, so a bad input fails before a model is written."""
+        self._check_input(df)
+
+    def _extra_training_exprs(self, df) -> list:
+        """Extra columns carried in every arm's cached training frame (none by default; cross-fitted
+        learners carry their fold and known propensity columns)."""
+        return []
 
     # -------------------------------------------------------------------- helpers
     def _check_input(self, df) -> None:
@@ -156,7 +171,7 @@ class UpliftLearner(Estimator, UpliftParams, MLWritable, MLReadable):
         from pyspark.sql import functions as F
 
         started = time.perf_counter()
-        self._check_input(dataset)
+        self.preflight(dataset)
         arms = [self.getControlArm(), *self.getTreatmentArms()]
         df = dataset.where(F.col(self.getArmCol()).cast("string").isin(arms))
         valid = self.getValidationCol()
@@ -173,6 +188,7 @@ class UpliftLearner(Estimator, UpliftParams, MLWritable, MLReadable):
             *enc.encoded_exprs(df),
             F.col(self.getOutcomeCol()).cast("double").alias(_LABEL),
             (F.coalesce(F.col(valid).cast("boolean"), F.lit(False)) if valid else F.lit(False)).alias(_VALID),
+            *self._extra_training_exprs(df),
         ).persist(StorageLevel.MEMORY_AND_DISK)
         frames: Dict[str, object] = {}
         try:
@@ -183,8 +199,13 @@ class UpliftLearner(Estimator, UpliftParams, MLWritable, MLReadable):
                         _VALID if valid else None, self._class_counts(fingerprint, arm))
             finally:
                 data.unpersist()
-            boosters = self._train_boosters(frames, enc, trainer)
+            # propensity first: cross-fitted learners read the known propensity while training
             propensity, prop_boosters = self._propensity_spec(df, fingerprint, trainer, enc, frames)
+            self._fit_state = {"fingerprint": fingerprint, "propensity": propensity}
+            try:
+                boosters = self._train_boosters(frames, enc, trainer)
+            finally:
+                self._fit_state = {}
             boosters.update(prop_boosters)
         finally:
             for frame in frames.values():
@@ -197,12 +218,16 @@ class UpliftLearner(Estimator, UpliftParams, MLWritable, MLReadable):
                       "distribution": self.getDistribution(), "boosters": _how_trained(trainer, boosters),
                       "tasks": {arm: f.n_tasks for arm, f in frames.items()},
                       "repartitioned": {arm: f.repartitioned for arm, f in frames.items()},
-                      "seconds": round(time.perf_counter() - started, 2)},
+                      "seconds": round(time.perf_counter() - started, 2), **self._training_extra()},
             params=self.paramValues(),
         )
         log.info("%s-learner on %r fitted: %d boosters with %s in %.1fs", self.learner, self.getOutcomeCol(),
                  len(boosters), model.training["backend"], time.perf_counter() - started)
         return model
+
+    def _training_extra(self) -> dict:
+        """Learner-specific training facts recorded with the model (e.g. cross-fitting folds)."""
+        return {}
 
     def _train_rows(self, fingerprint: dict, arm: str) -> int:
         stats = fingerprint["per_arm"][arm]

@@ -10,6 +10,7 @@ distributed backend (SynapseML, or barrier where SynapseML is absent).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import List, Sequence
 
 from ..errors import ModelError
@@ -57,10 +58,11 @@ class DistributionTrainer(Trainer):
         return trainer.prepare(df, label_col, objective, valid_col, counts)
 
     def _train(self, frame, label_col, feature_cols, feature_names, objective, categorical_indexes,
-               valid_col) -> TrainedBooster:
+               valid_col, weight_col=None) -> TrainedBooster:
         trainer = self.per_task if frame.strategy == PER_TASK else self.distributed
+        extra = {"weight_col": weight_col} if weight_col else {}
         return trainer._train(frame, label_col, feature_cols, feature_names, objective, categorical_indexes,
-                              valid_col)
+                              valid_col, **extra)
 
     def train_many(self, specs: Sequence[BoosterSpec]) -> List[TrainedBooster]:
         """Per-task boosters side by side in one Spark job; distributed ones one after the other."""
@@ -68,19 +70,19 @@ class DistributionTrainer(Trainer):
         results: List[TrainedBooster] = [None] * len(specs)  # type: ignore[list-item]
         try:
             for s in specs:
-                frame, own = self._frame(s.frame, s.label_col, s.feature_cols, s.objective, s.valid_col)
+                frame, own = self._frame(s.frame, s.label_col, s.feature_cols, s.objective, s.valid_col,
+                                         s.weight_col)
                 if own:
                     owned.append(frame)
-                ready.append(BoosterSpec(frame, s.label_col, s.feature_cols, s.feature_names, s.objective,
-                                         s.categorical_indexes, s.valid_col))
+                ready.append(dataclasses.replace(s, frame=frame))
             per = [i for i, s in enumerate(ready) if s.frame.strategy == PER_TASK]
             if per:
                 for i, res in zip(per, self.per_task.run([ready[i] for i in per])):
                     results[i] = res
             for i, s in enumerate(ready):
                 if results[i] is None:
-                    results[i] = self.distributed._train(s.frame, s.label_col, s.feature_cols, s.feature_names,
-                                                         s.objective, s.categorical_indexes, s.valid_col)
+                    results[i] = self._train(s.frame, s.label_col, s.feature_cols, s.feature_names,
+                                             s.objective, s.categorical_indexes, s.valid_col, s.weight_col)
         finally:
             for frame in owned:
                 frame.unpersist()

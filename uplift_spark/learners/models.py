@@ -104,13 +104,13 @@ class UpliftModel(Model, UpliftModelParams, MLWritable, MLReadable):
 
     def predict_arrays(self, x) -> Dict[str, np.ndarray]:
         """Uplift per arm for an already encoded numpy matrix (driver-side checks and small references)."""
-        from .scoring import predict_matrix
+        from .scoring import predict_key
 
         memo: Dict[str, np.ndarray] = {}
 
         def preds(key):
             if key not in memo:
-                memo[key] = predict_matrix(self.boosters[key], np.asarray(x, dtype=np.float64))
+                memo[key] = predict_key(self.boosters, key, np.asarray(x, dtype=np.float64))
             return memo[key]
 
         return self._combine(preds, {}, len(x))

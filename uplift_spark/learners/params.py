@@ -130,16 +130,26 @@ class UpliftParams(UpliftModelParams):
     maxCategories: "Param[int]" = Param(Params._dummy(), "maxCategories",
         "codes kept per categorical feature", typeConverter=TypeConverters.toInt)
 
+    foldCol: "Param[str]" = Param(Params._dummy(), "foldCol",
+        "int column: cross-fitting fold of each training row (the split's fold; '' = hash folds)",
+        typeConverter=TypeConverters.toString)
+    numFolds: "Param[int]" = Param(Params._dummy(), "numFolds",
+        "cross-fitting folds when foldCol is ''", typeConverter=TypeConverters.toInt)
+    minRowsPerArm: "Param[int]" = Param(Params._dummy(), "minRowsPerArm",
+        "cross-fitted learners: minimum training rows per fold and arm", typeConverter=TypeConverters.toInt)
+
     PARAM_NAMES = UpliftModelParams.PARAM_NAMES + (
         "validationCol", "backend", "lightgbmParams", "propensity", "propensityClip", "propensityPrefix",
-        "allocation", "maxCategories", "distribution", "perTaskMaxBytes")
+        "allocation", "maxCategories", "distribution", "perTaskMaxBytes", "foldCol", "numFolds",
+        "minRowsPerArm")
 
     def __init__(self) -> None:
         super().__init__()
         self._setDefault(validationCol="", backend="auto",
                          lightgbmParams=json.dumps(to_dict(LightGBMConfig())), propensity="known",
                          propensityClip=0.01, propensityPrefix="", allocation="", maxCategories=200,
-                         distribution="auto", perTaskMaxBytes=0)
+                         distribution="auto", perTaskMaxBytes=0,
+                         foldCol="", numFolds=5, minRowsPerArm=20)
 
     def getLightGBMConfig(self) -> LightGBMConfig:
         """The ``lightgbmParams`` JSON as a typed :class:`LightGBMConfig`."""
@@ -228,6 +238,30 @@ class UpliftParams(UpliftModelParams):
     def setMaxCategories(self: P, value: int) -> P:
         """Sets the value of :py:attr:`maxCategories`."""
         return self._set(maxCategories=value)
+
+    def getFoldCol(self) -> str:
+        """Gets the value of :py:attr:`foldCol` or its default value."""
+        return self.getOrDefault(self.foldCol)
+
+    def setFoldCol(self: P, value: str) -> P:
+        """Sets the value of :py:attr:`foldCol`."""
+        return self._set(foldCol=value)
+
+    def getNumFolds(self) -> int:
+        """Gets the value of :py:attr:`numFolds` or its default value."""
+        return self.getOrDefault(self.numFolds)
+
+    def setNumFolds(self: P, value: int) -> P:
+        """Sets the value of :py:attr:`numFolds`."""
+        return self._set(numFolds=value)
+
+    def getMinRowsPerArm(self) -> int:
+        """Gets the value of :py:attr:`minRowsPerArm` or its default value."""
+        return self.getOrDefault(self.minRowsPerArm)
+
+    def setMinRowsPerArm(self: P, value: int) -> P:
+        """Sets the value of :py:attr:`minRowsPerArm`."""
+        return self._set(minRowsPerArm=value)
 
 
 __all__ = ["UpliftModelParams", "UpliftParams"]

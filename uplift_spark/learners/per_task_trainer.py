@@ -13,6 +13,7 @@ boosters' ``coalesce(1)`` inputs, so partition ``i`` of ONE ``mapInPandas`` job 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from functools import reduce
 from typing import Dict, List, Sequence
@@ -33,6 +34,7 @@ MEMORY_SHARE = 0.25
 _KEY = "__booster"
 _Y = "__label"
 _V = "__valid"
+_W = "__weight"
 
 _UNITS = {"k": 2 ** 10, "m": 2 ** 20, "g": 2 ** 30, "t": 2 ** 40, "p": 2 ** 50}
 
@@ -75,7 +77,7 @@ def booster_bytes(rows: int, n_features: int) -> int:
     return int(rows) * int(n_features) * 8
 
 
-def _per_task_worker(boosters: Dict[int, dict], n_features: int, with_valid: bool):
+def _per_task_worker(boosters: Dict[int, dict], n_features: int, with_valid: bool, weighted: bool = False):
     """The function every task runs: train the booster(s) whose rows it holds (Spark objects free)."""
     feature_cols = [f"__f{j}" for j in range(n_features)]
 
@@ -97,7 +99,8 @@ def _per_task_worker(boosters: Dict[int, dict], n_features: int, with_valid: boo
             started = time.perf_counter()
             use_valid = with_valid and spec["early_stopping_round"] > 0
             dtrain, valid_sets, _ = _datasets(rows, _Y, feature_cols, spec["feature_names"],
-                                              spec["categorical_indexes"], _V if with_valid else None, use_valid)
+                                              spec["categorical_indexes"], _V if with_valid else None, use_valid,
+                                              _W if weighted else None)
             callbacks = []
             if valid_sets:
                 callbacks.append(lgb.early_stopping(spec["early_stopping_round"], first_metric_only=True,
@@ -131,19 +134,19 @@ class PerTaskTrainer(Trainer):
         return TrainingFrame(cached, cached.rdd.getNumPartitions(), False, (), 0, owns, PER_TASK)
 
     def _train(self, frame, label_col, feature_cols, feature_names, objective, categorical_indexes,
-               valid_col) -> TrainedBooster:
+               valid_col, weight_col=None) -> TrainedBooster:
         return self.run([BoosterSpec(frame, label_col, feature_cols, feature_names, objective,
-                                     categorical_indexes, valid_col)])[0]
+                                     categorical_indexes, valid_col, weight_col)])[0]
 
     def train_many(self, specs: Sequence[BoosterSpec]) -> List[TrainedBooster]:
         owned, ready = [], []
         try:
             for s in specs:
-                frame, own = self._frame(s.frame, s.label_col, s.feature_cols, s.objective, s.valid_col)
+                frame, own = self._frame(s.frame, s.label_col, s.feature_cols, s.objective, s.valid_col,
+                                         s.weight_col)
                 if own:
                     owned.append(frame)
-                ready.append(BoosterSpec(frame, s.label_col, s.feature_cols, s.feature_names, s.objective,
-                                         s.categorical_indexes, s.valid_col))
+                ready.append(dataclasses.replace(s, frame=frame))
             results = self.run(ready)
         finally:
             for frame in owned:
@@ -156,13 +159,14 @@ class PerTaskTrainer(Trainer):
         results: List[TrainedBooster] = [None] * len(specs)  # type: ignore[list-item]
         groups: Dict[tuple, List[int]] = {}
         for i, s in enumerate(specs):
-            groups.setdefault((len(s.feature_cols), bool(s.valid_col)), []).append(i)
-        for (n_features, with_valid), idx in groups.items():
-            for i, res in zip(idx, self._run_group([specs[i] for i in idx], n_features, with_valid)):
+            groups.setdefault((len(s.feature_cols), bool(s.valid_col), bool(s.weight_col)), []).append(i)
+        for (n_features, with_valid, weighted), idx in groups.items():
+            for i, res in zip(idx, self._run_group([specs[i] for i in idx], n_features, with_valid, weighted)):
                 results[i] = res
         return results
 
-    def _run_group(self, specs: Sequence[BoosterSpec], n_features: int, with_valid: bool) -> List[TrainedBooster]:
+    def _run_group(self, specs: Sequence[BoosterSpec], n_features: int, with_valid: bool,
+                   weighted: bool = False) -> List[TrainedBooster]:
         from pyspark.sql import functions as F
 
         threads = int(self.spark.conf.get("spark.task.cpus", "1") or 1)
@@ -182,10 +186,11 @@ class PerTaskTrainer(Trainer):
                 F.lit(i).cast("int").alias(_KEY),
                 *[F.col(c).cast("double").alias(f"__f{j}") for j, c in enumerate(s.feature_cols)],
                 F.col(s.label_col).cast("double").alias(_Y),
+                *([F.col(s.weight_col).cast("double").alias(_W)] if weighted else []),
                 *([F.coalesce(F.col(s.valid_col).cast("boolean"), F.lit(False)).alias(_V)] if with_valid else []),
             ).coalesce(1))  # no shuffle: one task reads all of this booster's partitions
         data = reduce(lambda a, b: a.unionByName(b), inputs)
-        fn = _per_task_worker(boosters, n_features, with_valid)
+        fn = _per_task_worker(boosters, n_features, with_valid, weighted)
         labels = sorted({s.label_col for s in specs})
         try:
             rows = data.mapInPandas(fn, "booster int, model string, best_iteration int, seconds double").collect()

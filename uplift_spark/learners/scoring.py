@@ -34,6 +34,15 @@ def predict_matrix(model_str: str, x: np.ndarray) -> np.ndarray:
     return np.asarray(booster(model_str).predict(x, num_threads=1), dtype=np.float64)
 
 
+def predict_key(models: Mapping[str, str], key: str, x: np.ndarray) -> np.ndarray:
+    """Prediction of booster ``key``; ``"<booster>@<value>"`` appends a constant last column ``value``
+    (the S-learner predicts its one booster with the arm feature set to each arm's code)."""
+    if key in models or "@" not in key:
+        return predict_matrix(models[key], x)
+    base, value = key.rsplit("@", 1)
+    return predict_matrix(models[base], np.column_stack([x, np.full(len(x), float(value))]))
+
+
 def score_boosters(df, encoded_cols: Sequence[str], boosters: Mapping[str, str], outputs: Mapping[str, Callable],
                    extra_cols: Sequence[str] = ()):
     """Add one double column per entry of ``outputs``.
@@ -62,7 +71,7 @@ def score_boosters(df, encoded_cols: Sequence[str], boosters: Mapping[str, str],
 
         def preds(key: str) -> np.ndarray:
             if key not in memo:
-                memo[key] = predict_matrix(models[key], x)
+                memo[key] = predict_key(models, key, x)
             return memo[key]
 
         data = {name: builders[name](preds, extra, len(batch)) for name in names}
@@ -76,4 +85,4 @@ def score_boosters(df, encoded_cols: Sequence[str], boosters: Mapping[str, str],
     return scored.select("*", *[F.col(f"{tmp}.{n}").alias(n) for n in names]).drop(tmp), bc
 
 
-__all__ = ["booster", "predict_matrix", "score_boosters", "model_sha"]
+__all__ = ["booster", "predict_matrix", "predict_key", "score_boosters", "model_sha"]

@@ -62,7 +62,7 @@ class SynapseMLTrainer(Trainer):
         return est
 
     def _train(self, frame, label_col, feature_cols, feature_names, objective, categorical_indexes,
-               valid_col) -> TrainedBooster:
+               valid_col, weight_col=None) -> TrainedBooster:
         from pyspark.ml.feature import VectorAssembler
         from pyspark.sql import functions as F
 
@@ -73,6 +73,7 @@ class SynapseMLTrainer(Trainer):
             log.warning("no validation rows for %r: training without early stopping", label_col)
             valid_col = None
         data = frame.df.select(*[F.col(c).cast("double").alias(c) for c in list(feature_cols) + [label_col]],
+                               *([F.col(weight_col).cast("double").alias(weight_col)] if weight_col else []),
                                *([F.col(valid_col).cast("boolean").alias(valid_col)] if valid_col else []))
         cap = int(self.cfg.max_validation_rows)
         if valid_col and cap and frame.valid_rows > cap:
@@ -85,9 +86,12 @@ class SynapseMLTrainer(Trainer):
         # VectorAssembler is a narrow map: the cached partitions reach the LightGBM tasks unchanged
         data = VectorAssembler(inputCols=list(feature_cols), outputCol=features_col,
                                handleInvalid="keep").transform(data)
-        data = data.select(features_col, label_col, *([valid_col] if valid_col else []))
+        data = data.select(features_col, label_col, *([weight_col] if weight_col else []),
+                           *([valid_col] if valid_col else []))
         est = self.estimator(objective, label_col, features_col, feature_names, categorical_indexes,
                              valid_col, n_tasks)
+        if weight_col:
+            est.setWeightCol(weight_col)
         try:
             fitted = est.fit(data)
             model_str = fitted.getNativeModel()

@@ -42,6 +42,7 @@ class BoosterSpec:
     objective: str
     categorical_indexes: Sequence[int] = ()
     valid_col: Optional[str] = None
+    weight_col: Optional[str] = None
 
 
 def lightgbm_params(cfg: LightGBMConfig, objective: str) -> Dict[str, object]:
@@ -91,23 +92,33 @@ class Trainer:
                                       self.cfg.seed, valid_col, counts)
 
     def _frame(self, df, label_col: str, feature_cols: Sequence[str], objective: str,
-               valid_col: Optional[str]) -> Tuple[TrainingFrame, bool]:
+               valid_col: Optional[str], weight_col: Optional[str] = None) -> Tuple[TrainingFrame, bool]:
         """``(frame, owned)``: a given TrainingFrame as is, else a new one this call must unpersist."""
         if isinstance(df, TrainingFrame):
             return df, False
         from pyspark.sql import functions as F
 
         data = df.select(*[F.col(c).cast("double").alias(c) for c in list(feature_cols) + [label_col]],
+                         *([F.col(weight_col).cast("double").alias(weight_col)] if weight_col else []),
                          *([F.col(valid_col).cast("boolean").alias(valid_col)] if valid_col else []))
         return self.prepare(data, label_col, objective, valid_col), True
 
     def train(self, df, label_col: str, feature_cols: Sequence[str], feature_names: Sequence[str],
               objective: str, categorical_indexes: Sequence[int] = (),
-              valid_col: Optional[str] = None) -> TrainedBooster:
-        frame, owned = self._frame(df, label_col, feature_cols, objective, valid_col)
+              valid_col: Optional[str] = None, weight_col: Optional[str] = None) -> TrainedBooster:
+        """``weight_col``: per-row sample weights (the R-learner's (W − e)²); only passed on to ``_train``
+        when set, so a backend without weight support keeps its plain signature and fails clearly."""
+        frame, owned = self._frame(df, label_col, feature_cols, objective, valid_col, weight_col)
+        extra = {"weight_col": weight_col} if weight_col else {}
         try:
-            res = self._train(frame, label_col, feature_cols, feature_names, objective, categorical_indexes,
-                              valid_col)
+            try:
+                res = self._train(frame, label_col, feature_cols, feature_names, objective, categorical_indexes,
+                                  valid_col, **extra)
+            except TypeError as exc:
+                if extra and "weight_col" in str(exc):
+                    raise ModelError(f"trainer backend {self.backend!r} does not support sample weights "
+                                     f"(needed to train {label_col!r})") from exc
+                raise
         finally:
             if owned:
                 frame.unpersist()
@@ -118,7 +129,7 @@ class Trainer:
         """Train independent boosters; results in the order of ``specs``. This default trains them one
         after the other; a backend that can train them side by side (per_task) overrides it."""
         return [self.train(s.frame, s.label_col, s.feature_cols, s.feature_names, s.objective,
-                           s.categorical_indexes, s.valid_col) for s in specs]
+                           s.categorical_indexes, s.valid_col, s.weight_col) for s in specs]
 
     def how_trained(self, model_str: str) -> Optional[TrainedBooster]:
         """The :class:`TrainedBooster` this trainer returned with ``model_str`` (None if none)."""

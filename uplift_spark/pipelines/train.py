@@ -23,6 +23,7 @@ from .context import RunContext, Stopwatch
 log = get_logger("train")
 
 VALID_COL = "__is_valid"
+FOLD_COL = "__fold"
 TRAIN_SPLITS = ("train", "valid")
 
 
@@ -46,11 +47,11 @@ def treatment_arms(log_df, data: DataConfig) -> Tuple[str, ...]:
 
 
 def training_frame(ctx: RunContext, data: DataConfig, log_df):
-    """Experiment rows of the run with their split, restricted to train + valid."""
+    """Experiment rows of the run with their split and cross-fitting fold, restricted to train + valid."""
     from pyspark.sql import functions as F
 
     splits = ctx.store.read_run("splits", ctx.run_id).select(
-        F.col("customer_id").alias("__split_customer"), "split")
+        F.col("customer_id").alias("__split_customer"), "split", F.col("fold").alias(FOLD_COL))
     joined = join_customers(log_df, splits, log_df[data.customer_id] == splits["__split_customer"], "inner").drop(
         "__split_customer")
     return joined.where(F.col("split").isin(*TRAIN_SPLITS)).withColumn(VALID_COL, F.col("split") == "valid")
@@ -71,10 +72,15 @@ def run(ctx: RunContext, **_ignored) -> Dict[str, object]:
     entries: List[dict] = []
     importance_rows: List[dict] = []
     try:
+        estimators = {(learner, outcome): learner_class(learner).from_config(
+                          data, cfg.model, outcome=outcome, validation_col=VALID_COL, treatment_arms=arms,
+                          fold_col=FOLD_COL, min_rows_per_arm=cfg.split.min_rows_per_arm)
+                      for learner in cfg.model.learners for outcome in outcomes}
+        for est in estimators.values():  # input checks (folds per arm, ...) before any model is written
+            est.preflight(frame)
         for learner in cfg.model.learners:
             for outcome in outcomes:
-                est = learner_class(learner).from_config(data, cfg.model, outcome=outcome,
-                                                         validation_col=VALID_COL, treatment_arms=arms)
+                est = estimators[(learner, outcome)]
                 model = est.fit(frame)
                 rel = f"{learner}/{outcome}"
                 folder = hfs.join(ctx.model_dir, learner, outcome)
