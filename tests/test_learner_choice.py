@@ -231,3 +231,23 @@ def test_train_tunes_chooses_auto_and_writes_uplift_importance(spark, tmp_path):
     assert fi[(fi.learner == "t") & (fi.model == "mu_control")].sort_values("gain").feature.iloc[-1] == "x1"
     train.run(ctx)  # idempotent per run id
     assert ctx.store.read_run("uplift_importance", run_id).count() == len(ui)
+
+
+def test_report_choice_section_shows_selection_grid_and_drivers():
+    from uplift_spark.report.choice_section import choice_data, choice_section
+
+    manifest = {
+        "selection": {"learner": "x", "outcome": "conversion", "split": "valid", "metric": "qini_auc",
+                      "arms": ["email_a"], "scores": {"t": 0.11, "x": 0.23}},
+        "tuning": {"t": {"best": 0, "grid": [{"params": {}, "score": 0.11}, {"params": {"num_leaves": 7}, "score": 0.05}]},
+                   "x": {"best": 1, "grid": [{"params": {}, "score": 0.2}, {"params": {"num_leaves": 7}, "score": 0.23}]}},
+    }
+    imp = pd.DataFrame({"learner": ["x", "x", "t"], "outcome": "conversion", "arm": "email_a",
+                        "feature": ["x0", "x1", "x9"], "gain_share": [0.8, 0.2, 1.0], "rank": [1, 2, 1],
+                        "surrogate_r2": 0.9})
+    data = choice_data(manifest, imp, top=1)
+    assert data["drivers"]["feature"].tolist() == ["x0"]  # the selected learner's top driver only
+    assert data["grid"]["chosen"].tolist() == [True, False, False, True]
+    html = choice_section(data)
+    assert "<b>x</b>" in html and "0.2300" in html and "x0" in html and "x9" not in html
+    assert choice_section(choice_data({}, None)) == ""

@@ -154,15 +154,48 @@ def collect_report_data(ctx: RunContext) -> ReportData:
     split = choose_split(data, cfg.report)
     learners = choose_learners(data, cfg.report)
     learner = best_learner(data.frame("metrics"), None, outcome, split, learners)
+    selected = (_manifest(ctx).get("selection") or {}).get("learner")
+    if cfg.policy.learner == "auto" and selected and (not learners or selected in learners):
+        learner = selected  # the learner auto deploys (chosen on valid at train time)
+    elif cfg.policy.learner != "auto" and (not learners or cfg.policy.learner in learners):
+        learner = cfg.policy.learner
     data.outcome, data.split, data.segment_learner = outcome, split, learner
     importance = data.frame("feature_importance")
     if importance is not None:
         importance = importance[(importance["outcome"] == outcome) & (importance["learner"] == learner)]
+    uplift_imp = read_small(ctx, "uplift_importance", {}, "uplift_importance")
+    if uplift_imp is not None:  # segments slice what changes the effect, not what predicts the outcome
+        part = uplift_imp[(uplift_imp["outcome"] == outcome) & (uplift_imp["learner"] == learner)]
+        importance = part if not part.empty else importance
     try:
         data.segments = compute_segments(ctx, data_cfg, importance, outcome, split, learner, notes)
     except DataError as exc:
         notes["segments"] = f"Segments not available: {exc}"
     return data
+
+
+def _manifest(ctx: RunContext) -> dict:
+    """The run's model manifest, or {} when train has not run (the report works after any stage)."""
+    from ..errors import ModelError
+    from ..learners import load_manifest
+
+    try:
+        return load_manifest(ctx.model_dir)
+    except ModelError:
+        return {}
+
+
+def _with_choice_section(ctx: RunContext, html_text: str) -> str:
+    """Append "Which model, and what drives the effect?" (manifest choice + uplift importance)."""
+    from ..report.choice_section import choice_data, choice_section
+
+    importance = read_small(ctx, "uplift_importance", {}, "uplift_importance")
+    body = choice_section(choice_data(_manifest(ctx), importance, ctx.cfg.report.segment_features))
+    if not body:
+        return html_text
+    if "</body>" in html_text:
+        return html_text.replace("</body>", body + "</body>", 1)
+    return html_text + body
 
 
 def write_report(folder: str, html_text: str, figures: Dict[str, bytes]) -> str:
@@ -206,6 +239,7 @@ def run(ctx: RunContext, **_ignored) -> dict:
     data = collect_report_data(ctx)
     rendered = render_report(data, ctx.cfg.report)
     html_text, figures = _with_policy_section(ctx, rendered.html, dict(rendered.figures))
+    html_text = _with_choice_section(ctx, html_text)
     path = write_report(ctx.report_dir, html_text, figures)
     missing: List[str] = sorted(s for s in SECTION_TABLES if data.frame(s) is None)
     log.info("report: %d figures, %d missing sections, %.1fs -> %s", len(rendered.figures), len(missing),
