@@ -158,7 +158,8 @@ def uplift_importance_rows(ctx: RunContext, data: DataConfig, frame, fitted, tra
     if n <= 0 or not fitted or not data.features:
         return []
     features = list(data.features)
-    sample = sample_rows(frame.where(~F.col(VALID_COL)).select(*features), n, ctx.cfg.run.seed, train_rows)
+    # whole rows (propensity columns feed the X-learner's combination); only features + τ̂ are collected
+    sample = sample_rows(frame.where(~F.col(VALID_COL)), n, ctx.cfg.run.seed, train_rows)
     sample = sample.persist(StorageLevel.MEMORY_AND_DISK)
     rows: List[dict] = []
     try:
