@@ -206,7 +206,7 @@ def test_train_tunes_chooses_auto_and_writes_uplift_importance(spark, tmp_path):
         assert rec["best"] == int(np.argmax(scores)) and rec["params"] == rec["grid"][rec["best"]]["params"]
         (entry, model), = load_models(ctx.model_dir, learner=learner, outcome="conversion")
         assert entry["tuned_params"] == rec["params"]
-        assert json.loads(model.params["lightgbmParams"])["num_leaves"] == rec["params"]["num_leaves"]
+        assert json.loads(model.learner_params["lightgbmParams"])["num_leaves"] == rec["params"]["num_leaves"]
         # the saved (chosen) model's validation score, by hand with NumPy, is the recorded best
         feats = valid[["x0", "x1", "x2", "c0"]]
         scored = model.transform(spark.createDataFrame(valid)).toPandas().set_index("customer_id").loc[valid.customer_id]
