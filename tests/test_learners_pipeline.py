@@ -28,7 +28,7 @@ def test_train_and_predict_stages(spark, tmp_path):
                  "categorical_features": ["c0"],
                  "outcomes": [{"name": "conversion", "type": "binary"}, {"name": "revenue", "type": "continuous"}],
                  "primary_outcome": "conversion"},
-        "model": {"learners": ["t"], "outcomes": ["revenue"], "backend": "auto",
+        "model": {"learners": ["t"], "outcomes": ["revenue"], "backend": "auto", "tune": False,
                   "lightgbm": {"num_iterations": 40, "learning_rate": 0.15, "num_leaves": 8,
                                "min_data_in_leaf": 30, "early_stopping_round": 5, "num_tasks": 1}},
     })

@@ -256,6 +256,15 @@ class ModelConfig:
     # local[...] master) divided by its concurrent tasks (executor cores / spark.task.cpus)
     per_task_max_bytes: int = bounded(0, 0)
     lightgbm: LightGBMConfig = LightGBMConfig()
+    # hyperparameter choice per learner on the valid split (validation Qini AUC of the policy outcome):
+    # ``tune_grid`` {lightgbm key: [values]} (their product, at most MAX_TUNE_POINTS points) or, when
+    # empty, the first ``tune_points`` of the built-in grid sized to the data (learners/tuning.py)
+    tune: bool = True
+    tune_grid: Mapping[str, Tuple[Any, ...]] = empty_mapping()
+    tune_points: int = bounded(6, 1, 6)
+    # uplift importance: rows of train (seeded sample, bounded) a surrogate LightGBM regressor is fitted
+    # on per learner, outcome and arm to explain the predicted effect; 0 = not computed
+    uplift_importance_rows: int = bounded(20_000, 0)
 
 
 @dataclass(frozen=True)
@@ -378,7 +387,8 @@ class PolicyConfig:
     salt: str = "uplift"
     population: Optional[str] = None
     bisection_iterations: int = bounded(40, 5)
-    # which saved learner scores the population ("auto": the first of model.learners in the manifest)
+    # which saved learner scores the population: "auto" = the learner with the best validation Qini AUC
+    # of the policy outcome, chosen at train time and recorded in the manifest (one of model.learners)
     learner: str = "auto"
     # multiplier values evaluated per aggregation pass (one pass narrows a search by grid_points - 1)
     grid_points: int = bounded(128, 8)
@@ -628,6 +638,7 @@ def _validate(cfg: UpliftConfig) -> None:
     if crossfit and s.n_folds == 0:
         # the cross-fitted learners read the split's folds: K defaults to 5 when one is configured
         object.__setattr__(cfg, "split", dataclasses.replace(s, n_folds=DEFAULT_CROSS_FIT_FOLDS))
+    _validate_tuning(cfg)
     if d.allocation:
         missing = set(d.allocation) - set(d.arms)
         if missing and d.treatment_arms:
@@ -644,6 +655,30 @@ def _validate(cfg: UpliftConfig) -> None:
         raise ConfigError("monitoring: psi_warn must not exceed psi_alert")
     if cfg.tables.mode == "metastore" and not cfg.tables.database:
         raise ConfigError("tables.database: required when tables.mode is metastore (e.g. main.uplift)")
+
+
+MAX_TUNE_POINTS = 6
+
+
+def _validate_tuning(cfg: "UpliftConfig") -> None:
+    """``model.tune_grid`` shape and size, ``policy.learner`` against the trained learners (the grid's
+    values are checked by the LightGBM config when the train stage builds it)."""
+    m = cfg.model
+    points = 1
+    for key, values in m.tune_grid.items():
+        if key not in {f.name for f in dataclasses.fields(LightGBMConfig)}:
+            raise ConfigError(f"model.tune_grid: {key!r} is not a model.lightgbm key")
+        if not values:
+            raise ConfigError(f"model.tune_grid.{key}: no values given")
+        points *= len(values)
+    if points > MAX_TUNE_POINTS:
+        raise ConfigError(f"model.tune_grid: {points} points; at most {MAX_TUNE_POINTS} (the grid is the "
+                          f"product of the lists)")
+    if m.tune and cfg.split.valid <= 0.0:
+        raise ConfigError("model.tune: needs a valid split (split.valid is 0); set model.tune: false")
+    learner = cfg.policy.learner
+    if learner != "auto" and learner not in m.learners:
+        raise ConfigError(f"policy.learner: {learner!r} is not 'auto' or one of model.learners {list(m.learners)}")
 
 
 def parse_cost(value, key: str):

@@ -33,6 +33,12 @@ TABLE_COLUMNS: Dict[str, Tuple[Tuple[str, str], ...]] = {
         ("run_id", "string"), ("learner", "string"), ("outcome", "string"), ("arm", "string"),
         ("model", "string"), ("feature", "string"), ("gain", "double"), ("gain_share", "double"),
     ),
+    # what changes the predicted effect: gain of a surrogate regressor on τ̂_arm (learners/importance.py)
+    "uplift_importance": (
+        ("run_id", "string"), ("learner", "string"), ("outcome", "string"), ("arm", "string"),
+        ("feature", "string"), ("gain", "double"), ("gain_share", "double"), ("rank", "int"),
+        ("sample_rows", "long"), ("surrogate_r2", "double"),
+    ),
     "uplift_curves": (
         ("run_id", "string"), ("learner", "string"), ("arm", "string"), ("outcome", "string"),
         ("split", "string"), ("point", "int"), ("n", "long"), ("n_t", "long"), ("n_c", "long"),

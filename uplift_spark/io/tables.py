@@ -22,7 +22,7 @@ log = get_logger("io")
 
 TABLES = (
     "experiment_log", "validation_report", "splits", "split_summary", "predictions",
-    "feature_importance", "uplift_curves", "uplift_metrics", "uplift_by_decile", "scores", "decisions",
+    "feature_importance", "uplift_importance", "uplift_curves", "uplift_metrics", "uplift_by_decile", "scores", "decisions",
     "decision_summary", "policy_evaluation", "policy_curves", "drift_features", "drift_scores", "drift_policy", "realized_uplift",
     "monitoring_alerts",
 )

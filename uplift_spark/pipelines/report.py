@@ -154,15 +154,44 @@ def collect_report_data(ctx: RunContext) -> ReportData:
     split = choose_split(data, cfg.report)
     learners = choose_learners(data, cfg.report)
     learner = best_learner(data.frame("metrics"), None, outcome, split, learners)
+    selected = (_manifest(ctx).get("selection") or {}).get("learner")
+    if cfg.policy.learner == "auto" and selected and (not learners or selected in learners):
+        learner = selected  # the learner auto deploys (chosen on valid at train time)
+    elif cfg.policy.learner != "auto" and (not learners or cfg.policy.learner in learners):
+        learner = cfg.policy.learner
     data.outcome, data.split, data.segment_learner = outcome, split, learner
     importance = data.frame("feature_importance")
     if importance is not None:
         importance = importance[(importance["outcome"] == outcome) & (importance["learner"] == learner)]
+    uplift_imp = read_small(ctx, "uplift_importance", {}, "uplift_importance")
+    if uplift_imp is not None:  # segments slice what changes the effect, not what predicts the outcome
+        part = uplift_imp[(uplift_imp["outcome"] == outcome) & (uplift_imp["learner"] == learner)]
+        importance = part if not part.empty else importance
     try:
         data.segments = compute_segments(ctx, data_cfg, importance, outcome, split, learner, notes)
     except DataError as exc:
         notes["segments"] = f"Segments not available: {exc}"
     return data
+
+
+def _manifest(ctx: RunContext) -> dict:
+    """The run's model manifest, or {} when train has not run (the report works after any stage)."""
+    from ..errors import ModelError
+    from ..learners import load_manifest
+
+    try:
+        return load_manifest(ctx.model_dir)
+    except ModelError:
+        return {}
+
+
+def _choice_sections(ctx: RunContext) -> list:
+    """"Which model, and what drives the effect?" (manifest choice + uplift importance)."""
+    from ..report.choice_section import choice_data, choice_report_section
+
+    importance = read_small(ctx, "uplift_importance", {}, "uplift_importance")
+    section = choice_report_section(choice_data(_manifest(ctx), importance, ctx.cfg.report.segment_features))
+    return [section] if section else []
 
 
 def write_report(folder: str, html_text: str, figures: Dict[str, bytes]) -> str:
@@ -204,7 +233,8 @@ def run(ctx: RunContext, **_ignored) -> dict:
     """Build the report of ``ctx.run_id`` into ``<output_root>/reports/<run_id>/report.html``."""
     watch = Stopwatch()
     data = collect_report_data(ctx)
-    rendered = render_report(data, ctx.cfg.report, extra_sections=_policy_sections(ctx))
+    extra = _policy_sections(ctx) + _choice_sections(ctx)
+    rendered = render_report(data, ctx.cfg.report, extra_sections=extra)
     path = write_report(ctx.report_dir, rendered.html, rendered.figures)
     missing: List[str] = sorted(s for s in SECTION_TABLES if data.frame(s) is None)
     log.info("report: %d figures, %d missing sections, %.1fs -> %s", len(rendered.figures), len(missing),

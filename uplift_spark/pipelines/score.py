@@ -57,7 +57,11 @@ def _policy_outcome(ctx: RunContext, manifest: dict) -> str:
 
 
 def choose_models(manifest: dict, learner: str, outcomes: List[str], preference=("t", "x")) -> Dict[str, dict]:
-    """outcome → manifest entry: ``learner`` if set, else the first of ``preference`` that was saved."""
+    """outcome → manifest entry: ``learner`` if set; for ``auto`` the learner the train stage chose on
+    validation (the manifest's ``selection``), else the first of ``preference`` that was saved."""
+    if learner == "auto":
+        chosen = (manifest.get("selection") or {}).get("learner")
+        preference = ((chosen,) if chosen else ()) + tuple(p for p in preference if p != chosen)
     out = {}
     for outcome in outcomes:
         entries = [e for e in manifest.get("models", []) if e.get("outcome") == outcome]
