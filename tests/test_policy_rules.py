@@ -6,7 +6,7 @@ import pytest
 
 from uplift_spark.config import CostModel, config_from_dict
 from uplift_spark.errors import ConfigError
-from uplift_spark.policy.lagrange import Layout, MultiSolver, Rows, business_constraints, choose
+from uplift_spark.policy.lagrange import Layout, MultiSolver, Rows, assign, business_constraints, choose
 
 ARMS = ["a", "b", "c"]
 
@@ -46,15 +46,15 @@ def _lp_optimum(values, cost, grp, rev, budget, cap0, gap, floor):
     return -res.fun
 
 
-def _solve(values, cost, grp, rev, budget, cap0, gap, floor, g=2):
+def _solve(values, cost, grp, rev, budget, cap0, gap, floor, g=2, exact_rows=40):
     lay = Layout(3, g, 1)
     sizes = [float((grp == j).sum()) for j in range(g)]
     cons = business_constraints(lay, ARMS, budget=budget, capacity=[cap0, None, None],
                                 groups=[f"g{j}" for j in range(g)], group_sizes=sizes, max_gap=gap,
                                 guardrails=[("revenue", floor)])
     rows = Rows(values, cost, grp, rev[:, :, None], np.random.default_rng(7).random(len(values)), lay)
-    alloc = MultiSolver(rows, cons, lay, grid_points=32).solve(float(values[np.isfinite(values)].max()))
-    return alloc, choose(rows, alloc.cands)[0]
+    alloc = MultiSolver(rows, cons, lay, grid_points=32, exact_rows=exact_rows).solve(float(values[np.isfinite(values)].max()))
+    return alloc, assign(rows, alloc)
 
 
 @pytest.mark.slow
@@ -80,7 +80,7 @@ def test_several_constraints_near_lp_optimum_and_never_exceeded():
         assert value == pytest.approx(alloc.value, rel=1e-9)
         assert alloc.dual_bound >= opt - 1e-6 * opt  # weak duality: a true upper bound
         ratios.append(value / opt)
-    assert min(ratios) >= 0.94 and float(np.median(ratios)) >= 0.99, ratios
+    assert min(ratios) >= 0.99, ratios  # the issue: on EVERY instance, not only the median
 
 
 def test_infeasible_guardrail_floor_names_the_constraint():
