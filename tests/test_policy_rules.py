@@ -176,3 +176,89 @@ def test_spark_passes_equal_numpy_passes(spark):
         act = choose(rows, a_sp.cands)[0]
         on, pick = act >= 0, np.maximum(act, 0)
         assert cost[np.arange(len(act)), pick][on].sum() <= budget + 1e-9 and (act == 0).sum() <= 25
+
+
+def _rules_frame(spark, n=160, seed=4):
+    """Wide scores with a region, a basket value (cost expression), unsubscribe and revenue uplifts."""
+    import pandas as pd
+
+    r = np.random.default_rng(seed)
+    region = np.where(r.random(n) < 0.4, "north", "south")
+    pdf = pd.DataFrame({
+        "customer_id": [f"c{i:04d}" for i in range(n)], "region": region,
+        "basket_value": r.uniform(5.0, 30.0, n),
+        "uplift_a": r.normal(0.05, 0.04, n) + 0.03 * (region == "south"), "uplift_b": r.normal(0.07, 0.05, n),
+        "uplift_a__unsubscribe": r.normal(0.002, 0.003, n), "uplift_b__unsubscribe": r.normal(0.003, 0.003, n),
+        "uplift_a__revenue": r.normal(-0.1, 1.0, n), "uplift_b__revenue": r.normal(-0.3, 1.0, n)})
+    return pdf, spark.createDataFrame(pdf)
+
+
+def _rules_policy(**kw):
+    from uplift_spark.config import ArmEconomics, FairnessConfig, GuardrailConfig, PolicyConfig
+
+    base = dict(policy="budget", budget=25.0, holdout_share=0.0, explore_share=0.0,
+                arms={"a": ArmEconomics(benefit=60.0, cost="0.05 * basket_value"),
+                      "b": ArmEconomics(benefit=80.0, cost=2.0, capacity=30)},
+                fairness=FairnessConfig(group="region", max_treated_share_gap=0.05),
+                guardrails=(GuardrailConfig("unsubscribe", max_uplift=0.006),
+                            GuardrailConfig("revenue", min_total_uplift=0.0)))
+    base.update(kw)
+    return PolicyConfig(**base)
+
+
+def test_spark_decide_with_rules_matches_numpy_solver(spark):
+    """decide (fairness + per-customer guardrail + revenue floor + per-customer costs) gives the NumPy
+    solver's value on the same rows, within every limit, with reasons naming the rule."""
+    from uplift_spark.policy import decide
+
+    pdf, df = _rules_frame(spark)
+    p = _rules_policy()
+    decisions, summary = decide(df, p, ["a", "b"])
+    out = decisions.toPandas().set_index("customer_id").loc[pdf["customer_id"]].reset_index()
+    # the same decision in NumPy, written from the business definitions
+    cost = np.stack([0.05 * pdf["basket_value"], np.full(len(pdf), 2.0)], axis=1)
+    tau = pdf[["uplift_a", "uplift_b"]].to_numpy()
+    unsub = pdf[["uplift_a__unsubscribe", "uplift_b__unsubscribe"]].to_numpy()
+    rev = pdf[["uplift_a__revenue", "uplift_b__revenue"]].to_numpy()
+    v = tau * np.array([60.0, 80.0]) - cost
+    values = np.where((unsub <= 0.006) & (v >= 0), v, -np.inf)
+    grp = (pdf["region"] == "south").to_numpy().astype(int)  # names sorted: north=0, south=1
+    lay = Layout(2, 2, 1)
+    cons = business_constraints(lay, ["a", "b"], budget=25.0, capacity=[None, 30.0], groups=["north", "south"],
+                                group_sizes=[float((grp == 0).sum()), float((grp == 1).sum())], max_gap=0.05,
+                                guardrails=[("revenue", 0.0)])
+    ref = MultiSolver(Rows(values, cost, grp, rev[:, :, None], layout=lay), cons, lay, exact_rows=p.exact_rows,
+                      grid_points=32).solve(float(values[np.isfinite(values)].max()))
+    assert out["expected_value"].sum() == pytest.approx(ref.value, rel=1e-6)
+    act = out["action"].map({"a": 0, "b": 1, "none": -1}).to_numpy()
+    on, k = act >= 0, np.maximum(act, 0)
+    r = np.arange(len(act))
+    assert cost[r, k][on].sum() <= 25.0 + 1e-9 and (act == 1).sum() <= 30
+    assert abs(on[grp == 0].mean() - on.mean()) <= 0.05 + 1e-12 and abs(on[grp == 1].mean() - on.mean()) <= 0.05 + 1e-12
+    assert rev[r, k][on].sum() >= -1e-9 and (unsub[r, k][on] <= 0.006).all()
+    blocked = (unsub > 0.006).all(axis=1)
+    assert blocked.any() and (out.loc[blocked, "reason"] == "guardrail:unsubscribe").all()
+    assert out.loc[~on & ~blocked, "reason"].str.match(r"^(budget|fairness|capacity:b|guardrail:revenue|no arm)").all()
+    rows = {c["constraint"]: c for c in summary.constraints}
+    assert {"budget", "capacity:b", "fairness:north", "fairness:south", "fairness_gap", "guardrail:revenue",
+            "guardrail:unsubscribe:max_uplift"} <= set(rows)
+    assert rows["budget"]["used"] == pytest.approx(cost[r, k][on].sum()) and rows["budget"]["limit"] == 25.0
+    assert rows["budget"]["multiplier"] > 0
+    assert rows["fairness_gap"]["used"] == pytest.approx(max(abs(on[grp == g].mean() - on.mean()) for g in (0, 1)))
+    assert rows["guardrail:revenue"]["used"] == pytest.approx(rev[r, k][on].sum())
+
+
+def test_spark_decide_infeasible_rules_raise_naming_the_constraint(spark):
+    from uplift_spark.config import GuardrailConfig
+    from uplift_spark.errors import PolicyError
+    from uplift_spark.policy import decide
+
+    pdf, _ = _rules_frame(spark, n=60)
+    pdf["uplift_a__revenue"] = -np.abs(pdf["uplift_a__revenue"]) - 0.5
+    pdf["uplift_b__revenue"] = -np.abs(pdf["uplift_b__revenue"]) - 0.5
+    p = _rules_policy(guardrails=(GuardrailConfig("revenue", min_total_uplift=5.0),))
+    with pytest.raises(PolicyError, match="guardrail:revenue"):
+        decide(spark.createDataFrame(pdf), p, ["a", "b"])
+    with pytest.raises(PolicyError, match="policy.guardrails\\[0\\].*unsubscribe"):
+        decide(spark.createDataFrame(pdf.drop(columns=["uplift_b__unsubscribe"])),
+               _rules_policy(guardrails=(GuardrailConfig("unsubscribe", max_uplift=0.01),)), ["a", "b"])
