@@ -60,6 +60,10 @@ TABLE_COLUMNS: Dict[str, Tuple[Tuple[str, str], ...]] = {
     ),
     # kind "allocation": one row per bucket × action (constraint columns null); kind "constraint": one
     # row per constraint ("budget", "capacity:<arm>", "top_k") with use (policy + explore) vs limit.
+    # constraint rows: budget, capacity:<arm>, top_k, fairness:<group> (used = the group's treated share
+    # minus the overall one, limit = the gap), fairness_gap (largest absolute gap), min_share:<group> /
+    # max_share:<group> (T_g/T), guardrail:<outcome> (a floor: used ≥ limit), guardrail:<outcome>:max_uplift
+    # (used = customers excluded by the per-customer threshold, no multiplier)
     "decision_summary": (
         ("run_id", "string"), ("campaign_id", "string"), ("kind", "string"), ("bucket", "string"),
         ("action", "string"), ("customers", "long"), ("cost", "double"), ("expected_uplift", "double"),
