@@ -262,3 +262,23 @@ def test_spark_decide_infeasible_rules_raise_naming_the_constraint(spark):
     with pytest.raises(PolicyError, match="policy.guardrails\\[0\\].*unsubscribe"):
         decide(spark.createDataFrame(pdf.drop(columns=["uplift_b__unsubscribe"])),
                _rules_policy(guardrails=(GuardrailConfig("unsubscribe", max_uplift=0.01),)), ["a", "b"])
+
+
+def test_pipeline_rule_columns_and_guardrail_pivot(spark):
+    """The decide pipeline's inputs: cost expressions and the fairness group from the population (by
+    customer id), guardrail outcome uplifts pivoted from long scores; a missing outcome is named."""
+    from uplift_spark.errors import PolicyError
+    from uplift_spark.pipelines.decide import rule_columns, wide_scores
+
+    scores = spark.createDataFrame(
+        [("1", "a", 0.1, 0.01), ("1", "b", 0.2, 0.02), ("2", "a", 0.3, -0.01), ("2", "b", 0.4, 0.03)],
+        ["customer_id", "arm", "uplift", "uplift_unsubscribe"])
+    wide = wide_scores(scores, ["a", "b"], None, ["unsubscribe"]).orderBy("customer_id").toPandas()
+    np.testing.assert_allclose(wide["uplift_b__unsubscribe"], [0.02, 0.03])
+    with pytest.raises(PolicyError, match="policy.guardrails.*uplift_revenue"):
+        wide_scores(scores, ["a", "b"], None, ["revenue"])
+    pop = spark.createDataFrame([("1", 100.0, "north"), ("2", 40.0, "south")], ["customer_id", "basket_value", "region"])
+    p = _rules_policy()
+    cols = rule_columns(pop, p, ["a", "b"]).orderBy("customer_id").toPandas()
+    np.testing.assert_allclose(cols["cost_a"], [5.0, 2.0])  # 0.05 × basket_value
+    assert list(cols["region"]) == ["north", "south"] and "cost_b" not in cols
