@@ -6,7 +6,7 @@ import pytest
 
 from uplift_spark.config import CostModel, config_from_dict
 from uplift_spark.errors import ConfigError
-from uplift_spark.policy.lagrange import Layout, MultiSolver, Rows, business_constraints, choose
+from uplift_spark.policy.lagrange import Layout, MultiSolver, Rows, assign, business_constraints, choose
 
 ARMS = ["a", "b", "c"]
 
@@ -46,15 +46,15 @@ def _lp_optimum(values, cost, grp, rev, budget, cap0, gap, floor):
     return -res.fun
 
 
-def _solve(values, cost, grp, rev, budget, cap0, gap, floor, g=2):
+def _solve(values, cost, grp, rev, budget, cap0, gap, floor, g=2, exact_rows=40):
     lay = Layout(3, g, 1)
     sizes = [float((grp == j).sum()) for j in range(g)]
     cons = business_constraints(lay, ARMS, budget=budget, capacity=[cap0, None, None],
                                 groups=[f"g{j}" for j in range(g)], group_sizes=sizes, max_gap=gap,
                                 guardrails=[("revenue", floor)])
     rows = Rows(values, cost, grp, rev[:, :, None], np.random.default_rng(7).random(len(values)), lay)
-    alloc = MultiSolver(rows, cons, lay, grid_points=32).solve(float(values[np.isfinite(values)].max()))
-    return alloc, choose(rows, alloc.cands)[0]
+    alloc = MultiSolver(rows, cons, lay, grid_points=32, exact_rows=exact_rows).solve(float(values[np.isfinite(values)].max()))
+    return alloc, assign(rows, alloc)
 
 
 @pytest.mark.slow
@@ -80,7 +80,7 @@ def test_several_constraints_near_lp_optimum_and_never_exceeded():
         assert value == pytest.approx(alloc.value, rel=1e-9)
         assert alloc.dual_bound >= opt - 1e-6 * opt  # weak duality: a true upper bound
         ratios.append(value / opt)
-    assert min(ratios) >= 0.94 and float(np.median(ratios)) >= 0.99, ratios
+    assert min(ratios) >= 0.99, ratios  # the issue: on EVERY instance, not only the median
 
 
 def test_infeasible_guardrail_floor_names_the_constraint():
@@ -176,3 +176,131 @@ def test_spark_passes_equal_numpy_passes(spark):
         act = choose(rows, a_sp.cands)[0]
         on, pick = act >= 0, np.maximum(act, 0)
         assert cost[np.arange(len(act)), pick][on].sum() <= budget + 1e-9 and (act == 0).sum() <= 25
+
+
+def _rules_frame(spark, n=160, seed=4):
+    """Wide scores with a region, a basket value (cost expression), unsubscribe and revenue uplifts."""
+    import pandas as pd
+
+    r = np.random.default_rng(seed)
+    region = np.where(r.random(n) < 0.4, "north", "south")
+    pdf = pd.DataFrame({
+        "customer_id": [f"c{i:04d}" for i in range(n)], "region": region,
+        "basket_value": r.uniform(5.0, 30.0, n),
+        "uplift_a": r.normal(0.05, 0.04, n) + 0.03 * (region == "south"), "uplift_b": r.normal(0.07, 0.05, n),
+        "uplift_a__unsubscribe": r.normal(0.002, 0.003, n), "uplift_b__unsubscribe": r.normal(0.003, 0.003, n),
+        "uplift_a__revenue": r.normal(-0.1, 1.0, n), "uplift_b__revenue": r.normal(-0.3, 1.0, n)})
+    return pdf, spark.createDataFrame(pdf)
+
+
+def _rules_policy(**kw):
+    from uplift_spark.config import ArmEconomics, FairnessConfig, GuardrailConfig, PolicyConfig
+
+    base = dict(policy="budget", budget=25.0, holdout_share=0.0, explore_share=0.0,
+                arms={"a": ArmEconomics(benefit=60.0, cost="0.05 * basket_value"),
+                      "b": ArmEconomics(benefit=80.0, cost=2.0, capacity=30)},
+                fairness=FairnessConfig(group="region", max_treated_share_gap=0.05),
+                guardrails=(GuardrailConfig("unsubscribe", max_uplift=0.006),
+                            GuardrailConfig("revenue", min_total_uplift=0.0)))
+    base.update(kw)
+    return PolicyConfig(**base)
+
+
+def test_spark_decide_with_rules_matches_numpy_solver(spark):
+    """decide (fairness + per-customer guardrail + revenue floor + per-customer costs) gives the NumPy
+    solver's value on the same rows, within every limit, with reasons naming the rule."""
+    from uplift_spark.policy import decide
+
+    pdf, df = _rules_frame(spark)
+    p = _rules_policy()
+    decisions, summary = decide(df, p, ["a", "b"])
+    out = decisions.toPandas().set_index("customer_id").loc[pdf["customer_id"]].reset_index()
+    # the same decision in NumPy, written from the business definitions
+    cost = np.stack([0.05 * pdf["basket_value"], np.full(len(pdf), 2.0)], axis=1)
+    tau = pdf[["uplift_a", "uplift_b"]].to_numpy()
+    unsub = pdf[["uplift_a__unsubscribe", "uplift_b__unsubscribe"]].to_numpy()
+    rev = pdf[["uplift_a__revenue", "uplift_b__revenue"]].to_numpy()
+    v = tau * np.array([60.0, 80.0]) - cost
+    values = np.where((unsub <= 0.006) & (v >= 0), v, -np.inf)
+    grp = (pdf["region"] == "south").to_numpy().astype(int)  # names sorted: north=0, south=1
+    lay = Layout(2, 2, 1)
+    cons = business_constraints(lay, ["a", "b"], budget=25.0, capacity=[None, 30.0], groups=["north", "south"],
+                                group_sizes=[float((grp == 0).sum()), float((grp == 1).sum())], max_gap=0.05,
+                                guardrails=[("revenue", 0.0)])
+    ref = MultiSolver(Rows(values, cost, grp, rev[:, :, None], layout=lay), cons, lay, exact_rows=p.exact_rows,
+                      grid_points=32).solve(float(values[np.isfinite(values)].max()))
+    assert out["expected_value"].sum() == pytest.approx(ref.value, rel=1e-6)
+    act = out["action"].map({"a": 0, "b": 1, "none": -1}).to_numpy()
+    on, k = act >= 0, np.maximum(act, 0)
+    r = np.arange(len(act))
+    assert cost[r, k][on].sum() <= 25.0 + 1e-9 and (act == 1).sum() <= 30
+    assert abs(on[grp == 0].mean() - on.mean()) <= 0.05 + 1e-12 and abs(on[grp == 1].mean() - on.mean()) <= 0.05 + 1e-12
+    assert rev[r, k][on].sum() >= -1e-9 and (unsub[r, k][on] <= 0.006).all()
+    blocked = (unsub > 0.006).all(axis=1)
+    assert blocked.any() and (out.loc[blocked, "reason"] == "guardrail:unsubscribe").all()
+    assert out.loc[~on & ~blocked, "reason"].str.match(r"^(budget|fairness|capacity:b|guardrail:revenue|no arm)").all()
+    rows = {c["constraint"]: c for c in summary.constraints}
+    assert {"budget", "capacity:b", "fairness:north", "fairness:south", "fairness_gap", "guardrail:revenue",
+            "guardrail:unsubscribe:max_uplift"} <= set(rows)
+    assert rows["budget"]["used"] == pytest.approx(cost[r, k][on].sum()) and rows["budget"]["limit"] == 25.0
+    assert rows["budget"]["multiplier"] > 0
+    assert rows["fairness_gap"]["used"] == pytest.approx(max(abs(on[grp == g].mean() - on.mean()) for g in (0, 1)))
+    assert rows["guardrail:revenue"]["used"] == pytest.approx(rev[r, k][on].sum())
+
+
+def test_spark_decide_infeasible_rules_raise_naming_the_constraint(spark):
+    from uplift_spark.config import GuardrailConfig
+    from uplift_spark.errors import PolicyError
+    from uplift_spark.policy import decide
+
+    pdf, _ = _rules_frame(spark, n=60)
+    pdf["uplift_a__revenue"] = -np.abs(pdf["uplift_a__revenue"]) - 0.5
+    pdf["uplift_b__revenue"] = -np.abs(pdf["uplift_b__revenue"]) - 0.5
+    p = _rules_policy(guardrails=(GuardrailConfig("revenue", min_total_uplift=5.0),))
+    with pytest.raises(PolicyError, match="guardrail:revenue"):
+        decide(spark.createDataFrame(pdf), p, ["a", "b"])
+    with pytest.raises(PolicyError, match="policy.guardrails\\[0\\].*unsubscribe"):
+        decide(spark.createDataFrame(pdf.drop(columns=["uplift_b__unsubscribe"])),
+               _rules_policy(guardrails=(GuardrailConfig("unsubscribe", max_uplift=0.01),)), ["a", "b"])
+
+
+def test_pipeline_rule_columns_and_guardrail_pivot(spark):
+    """The decide pipeline's inputs: cost expressions and the fairness group from the population (by
+    customer id), guardrail outcome uplifts pivoted from long scores; a missing outcome is named."""
+    from uplift_spark.errors import PolicyError
+    from uplift_spark.pipelines.decide import rule_columns, wide_scores
+
+    scores = spark.createDataFrame(
+        [("1", "a", 0.1, 0.01), ("1", "b", 0.2, 0.02), ("2", "a", 0.3, -0.01), ("2", "b", 0.4, 0.03)],
+        ["customer_id", "arm", "uplift", "uplift_unsubscribe"])
+    wide = wide_scores(scores, ["a", "b"], None, ["unsubscribe"]).orderBy("customer_id").toPandas()
+    np.testing.assert_allclose(wide["uplift_b__unsubscribe"], [0.02, 0.03])
+    with pytest.raises(PolicyError, match="policy.guardrails.*uplift_revenue"):
+        wide_scores(scores, ["a", "b"], None, ["revenue"])
+    pop = spark.createDataFrame([("1", 100.0, "north"), ("2", 40.0, "south")], ["customer_id", "basket_value", "region"])
+    p = _rules_policy()
+    cols = rule_columns(pop, p, ["a", "b"]).orderBy("customer_id").toPandas()
+    np.testing.assert_allclose(cols["cost_a"], [5.0, 2.0])  # 0.05 × basket_value
+    assert list(cols["region"]) == ["north", "south"] and "cost_b" not in cols
+
+
+def test_spark_decide_with_rules_population_path(spark):
+    """Above search_sample_rows the dual comes from a hash sample and the population is read by
+    aggregation passes only (margins scan + bounded collect of the marginal rows): every limit holds
+    and the value is close to the driver solution's."""
+    import dataclasses
+
+    from uplift_spark.policy import decide
+
+    pdf, df = _rules_frame(spark)
+    p = _rules_policy()
+    _, ref = decide(df, p, ["a", "b"])
+    small = dataclasses.replace(p, search_sample_rows=60, exact_rows=60)
+    decisions, summary = decide(df, small, ["a", "b"])
+    out = decisions.toPandas()
+    assert summary.passes >= 2 and 0 < summary.sample_rows <= 120
+    rows = {c["constraint"]: c for c in summary.constraints}
+    assert rows["budget"]["used"] <= 25.0 + 1e-9 and rows["capacity:b"]["used"] <= 30
+    assert rows["fairness_gap"]["used"] <= 0.05 + 1e-12 and rows["guardrail:revenue"]["used"] >= -1e-9
+    value = out["expected_value"].sum()
+    assert value >= 0.97 * ref.total("expected_value") and summary.dual_gap is not None

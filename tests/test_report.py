@@ -255,6 +255,9 @@ def test_tables_show_input_values(rendered):
     harmed = seg[(seg.arm == "email_b") & (seg.feature == "x1") & (seg.segment == "> 0.5")].iloc[0]
     assert harmed.observed < 0
     assert f"{harmed.observed:.3g}" in html_text and "harmed — avoid" in html_text
+    # the decisions section lists the business rules with use, limit, multiplier and whether they bind
+    section = html_text[html_text.index(">Constraints<"):]
+    assert "budget" in section and "406" in section and "500" in section and "yes" in section
 
 
 def test_values_are_escaped():

@@ -397,6 +397,10 @@ class PolicyConfig:
     search_sample_rows: int = bounded(50_000, 0)
     # stop the multiplier search once (dual bound − allocation value) / dual bound is below this
     dual_gap_tol: float = bounded(1e-4, 0.0, 0.5)
+    # business rules: customers tied at the dual point (at most this many, brought to the driver) are
+    # decided by an integer program (scipy milp, at most exact_seconds) over what the others leave
+    exact_rows: int = bounded(5000, 0)
+    exact_seconds: float = bounded(5.0, 0.1)
     # business rules: fairness/coverage across groups, guardrail outcomes, contact-frequency caps
     fairness: FairnessConfig = FairnessConfig()
     guardrails: Tuple[GuardrailConfig, ...] = ()

@@ -70,10 +70,14 @@ TABLE_COLUMNS: Dict[str, Tuple[Tuple[str, str], ...]] = {
         ("expected_uplift_calibrated", "double"), ("expected_value_calibrated", "double"),
     ),
     # kind "allocation": one row per bucket × action (constraint columns null); kind "constraint": one
-    # row per constraint ("budget", "capacity:<arm>", "top_k") with use (policy + explore) vs limit;
-    # kind "total": all contacts. expected_* are model predictions, expected_*_calibrated the calibrated
-    # sums; held_out_* (total row, written by evaluate-policy) = the held-out AIPW estimate of the
-    # policy's gain over treating nobody on held_out_split, per customer × the decided population.
+    # row per constraint with use (policy + explore) vs limit: budget, capacity:<arm>, top_k,
+    # fairness:<group> (used = the group's treated share minus the overall one, limit = the gap),
+    # fairness_gap (largest absolute gap), min_share:<group> / max_share:<group> (T_g/T),
+    # guardrail:<outcome> (a floor: used ≥ limit), guardrail:<outcome>:max_uplift (used = customers
+    # excluded by the per-customer threshold, no multiplier); kind "total": all contacts. expected_* are
+    # model predictions, expected_*_calibrated the calibrated sums; held_out_* (total row, written by
+    # evaluate-policy) = the held-out AIPW estimate of the policy's gain over treating nobody on
+    # held_out_split, per customer × the decided population.
     "decision_summary": (
         ("run_id", "string"), ("campaign_id", "string"), ("kind", "string"), ("bucket", "string"),
         ("action", "string"), ("customers", "long"), ("cost", "double"), ("expected_uplift", "double"),

@@ -12,12 +12,13 @@ first write, so a bad config writes nothing; each table is written in one commit
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 from ..errors import PolicyError
 from ..logs import get_logger
 from ..policy import decide, outcome_uplift_column, policy_arms
 from ..policy.decide import check_constraints
+from ..policy.rules import needs_rules
 from ..policy.eligibility import eligible_column, has_rules, rule_expression
 from ..policy.value import economics
 from ..schemas import conform, slug, uplift_column
@@ -40,18 +41,47 @@ def _treatment_arms(ctx: RunContext, scores) -> List[str]:
         return arms
 
 
-def wide_scores(scores, treatment_arms: List[str], risk_outcome: Optional[str] = None):
-    """One row per customer: ``uplift_<arm>`` (and ``uplift_<arm>__<risk>``) from long scores."""
+def wide_scores(scores, treatment_arms: List[str], risk_outcome: Optional[str] = None,
+                guardrail_outcomes: Sequence[str] = ()):
+    """One row per customer: ``uplift_<arm>`` (and ``uplift_<arm>__<outcome>`` for the risk and the
+    guardrail outcomes) from long scores."""
     from pyspark.sql import functions as F
 
     aggs = [F.max(F.when(F.col("arm") == arm, F.col("uplift"))).alias(uplift_column(arm)) for arm in treatment_arms]
-    if risk_outcome:
-        col = f"uplift_{slug(risk_outcome)}"
+    seen = set()
+    for key, outcome in [("policy.risk.outcome", risk_outcome)] + [("policy.guardrails", o) for o in guardrail_outcomes]:
+        if not outcome or outcome in seen:
+            continue
+        seen.add(outcome)
+        col = f"uplift_{slug(outcome)}"
         if col not in scores.columns:
-            raise PolicyError(f"policy.risk.outcome: scores have no {col!r} column: rerun score with that outcome's model")
-        aggs += [F.max(F.when(F.col("arm") == arm, F.col(col))).alias(outcome_uplift_column(arm, risk_outcome))
+            raise PolicyError(f"{key}: scores have no {col!r} column for outcome {outcome!r}: rerun score with that "
+                              "outcome's model")
+        aggs += [F.max(F.when(F.col("arm") == arm, F.col(col))).alias(outcome_uplift_column(arm, outcome))
                  for arm in treatment_arms]
     return scores.groupBy("customer_id").agg(*aggs)
+
+
+def rule_columns(population, policy_cfg, arms: List[str]):
+    """customer_id + what the business rules read from the population: ``cost_<arm>`` for arms whose
+    cost is a column/expression (checked now) and the fairness group column; None when nothing."""
+    from pyspark.sql import functions as F
+
+    from ..policy.costs import cost_column, cost_expression, cost_spec
+
+    exprs = []
+    for a in arms:
+        spec = cost_spec(economics(policy_cfg, a), a)
+        if isinstance(spec, str):
+            exprs.append(F.first(cost_expression(population, a, spec)).alias(cost_column(a)))
+    group = policy_cfg.fairness.group
+    if group is not None:
+        if group not in population.columns:
+            raise PolicyError(f"policy.fairness.group: column {group!r} is not in the population")
+        exprs.append(F.first(F.col(group)).alias(group))
+    if not exprs:
+        return None
+    return population.groupBy("customer_id").agg(*exprs)
 
 
 def eligibility_flags(population, policy_cfg, arms: List[str]):
@@ -75,10 +105,13 @@ def run(ctx: RunContext, population: Optional[str] = None, **_) -> dict:
     arms = policy_arms(p, treatment_arms)
     check_constraints(p, arms)
     risk = p.risk.outcome if (p.risk.outcome and p.risk.weight > 0) else None
-    wide = wide_scores(scores, treatment_arms, risk)
+    wide = wide_scores(scores, treatment_arms, risk, [g.outcome for g in p.guardrails])
     if has_rules(p, arms):
         flags = eligibility_flags(load_population(ctx, population), p, arms)
         wide = wide.join(flags, "customer_id", "left")
+    ruled = rule_columns(load_population(ctx, population), p, arms) if needs_rules(p, arms) else None
+    if ruled is not None:  # a scored customer missing from the population: null cost → no candidate
+        wide = wide.join(ruled, "customer_id", "left")
     # the pivot of the scores (and the eligibility join) feeds the search's frame, the summary and the
     # write: computed once (one shuffle) instead of three times, released after the write
     from pyspark import StorageLevel

@@ -49,15 +49,9 @@ def check_constraints(policy_cfg: PolicyConfig, arms: Sequence[str]) -> None:
             raise PolicyError(f"policy.arms.{arm}.capacity: {cap!r} is negative")
     if p.holdout_share + p.explore_share >= 1.0:
         raise PolicyError("policy: holdout_share + explore_share must be below 1")
-    # The multi-constraint solver (policy/lagrange.py) is not yet wired into decide: refuse rather than
-    # silently ignore a rule a campaign owner relies on.
-    for arm in arms:
-        if economics(p, arm).constant_cost is None:
-            raise PolicyError(f"policy.arms.{arm}.cost: per-customer costs ({economics(p, arm).cost!r}) are not yet "
-                              "supported by decide; use a number")
-    unsupported = [name for name, on in (("policy.fairness", p.fairness.group is not None),
-                                         ("policy.guardrails", bool(p.guardrails)),
-                                         ("policy.frequency", bool(p.frequency))) if on]
+    # per-customer costs, fairness and guardrails go to the multi-constraint path (policy/rules.py);
+    # frequency caps need the contact history: refuse rather than silently ignore them
+    unsupported = [name for name, on in (("policy.frequency", bool(p.frequency)),) if on]
     if unsupported:
         raise PolicyError(f"{unsupported[0]}: not yet enforced by decide; remove it from the config")
 
@@ -234,6 +228,10 @@ def decide(df_wide, policy_cfg: PolicyConfig, treatment_arms: Sequence[str], id_
 
     arms = policy_arms(policy_cfg, treatment_arms)
     check_constraints(policy_cfg, arms)
+    from .rules import decide_rules, needs_rules
+
+    if needs_rules(policy_cfg, arms):
+        return decide_rules(df_wide, policy_cfg, arms, treatment_arms, id_col)
     frame = _prepare(df_wide, policy_cfg, arms, treatment_arms, id_col)
     k_arms = len(arms)
 

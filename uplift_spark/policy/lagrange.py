@@ -46,6 +46,7 @@ from ..logs import get_logger
 log = get_logger("policy")
 
 _CELLS = 1 << 20
+KEY = "row_key"  # the row identity column of a Spark frame given to the exact fill
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +93,8 @@ class Rows:
     """Rows held in NumPy: values n×K (−inf = not a candidate), costs n×K, group codes n (0..G−1),
     guardrail uplifts n×K×O, tie hash n."""
 
-    def __init__(self, values, costs=None, groups=None, guards=None, tie_u=None, layout: Optional[Layout] = None):
+    def __init__(self, values, costs=None, groups=None, guards=None, tie_u=None, layout: Optional[Layout] = None,
+                 keys=None):
         self.values = np.asarray(values, dtype=float)
         n, k = self.values.shape
         self.layout = layout or Layout(k)
@@ -101,12 +103,15 @@ class Rows:
         o = self.layout.o
         self.guards = np.zeros((n, k, o)) if guards is None else np.nan_to_num(np.asarray(guards, dtype=float))
         self.tie_u = np.linspace(0, 1, n, endpoint=False) if tie_u is None else np.asarray(tie_u, dtype=float)
+        # row identity for the exact fill's per-row choices (the customer id on Spark, the index here)
+        self.keys = np.arange(n) if keys is None else np.asarray(keys, dtype=object)
 
     def __len__(self) -> int:
         return len(self.tie_u)
 
     def take(self, idx) -> "Rows":
-        return Rows(self.values[idx], self.costs[idx], self.groups[idx], self.guards[idx], self.tie_u[idx], self.layout)
+        return Rows(self.values[idx], self.costs[idx], self.groups[idx], self.guards[idx], self.tie_u[idx], self.layout,
+                    self.keys[idx])
 
     @staticmethod
     def from_pandas(pdf, layout: Layout) -> "Rows":
@@ -119,7 +124,8 @@ class Rows:
         if o:
             guards = np.stack([pdf[[f"u{q}_{j}" for j in range(k)]].to_numpy(dtype=float, na_value=0.0)
                                for q in range(o)], axis=2)
-        return Rows(vals, costs, groups, guards, pdf["tie_u"].to_numpy(dtype=float), layout)
+        keys = pdf[KEY].to_numpy(dtype=object) if KEY in pdf.columns else None
+        return Rows(vals, costs, groups, guards, pdf["tie_u"].to_numpy(dtype=float), layout, keys)
 
     def evaluate(self, cands: "Cands") -> Tuple[np.ndarray, np.ndarray]:
         return accumulate(self, cands)
@@ -239,6 +245,109 @@ def evaluate_frame(frame, cands: Cands, layout: Layout) -> Tuple[np.ndarray, np.
     return stats, value
 
 
+# --------------------------------------------------------------------------------- exact fill (margins)
+def _margins(rows: Rows, prices: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(arm index at ``prices`` (−1 = none), margin) per row. The margin is the best reduced score
+    minus the runner-up, "none" (score 0) included: a row with a large margin keeps its choice for any
+    multipliers near ``prices``; rows with no candidate arm get an infinite margin."""
+    s = _scores_one(rows, prices)
+    z = np.concatenate([np.zeros((len(rows), 1)), s], axis=1)
+    z = np.where(np.isnan(z), -np.inf, z)
+    top = np.partition(z, -2, axis=1)[:, -2:] if z.shape[1] >= 2 else np.zeros((len(rows), 2))
+    with np.errstate(invalid="ignore"):
+        margin = top[:, 1] - top[:, 0]
+    margin = np.where(np.isfinite(margin), margin, np.inf)
+    act = np.where(s.max(axis=1, initial=-np.inf) > 0, np.argmax(s, axis=1), -1) if s.shape[1] else np.full(len(rows), -1)
+    return act, margin
+
+
+def scan_rows(rows: Rows, prices: np.ndarray, deltas: np.ndarray):
+    """Per threshold δ: (stats, value) of the rows whose margin is ≥ δ (their choice is fixed) and
+    the number of rows below it (the marginal rows the exact fill decides)."""
+    d = len(deltas)
+    stats, value, n_marg = np.zeros((d, rows.layout.size)), np.zeros(d), np.zeros(d)
+    chunk = max(64, _CELLS // max(1, d * rows.layout.k))
+    for start in range(0, len(rows), chunk):
+        part = rows.take(slice(start, start + chunk))
+        act, margin = _margins(part, prices)
+        marg = margin[None, :] < deltas[:, None]
+        st, v = _stats(part, np.where(marg, -1, act[None, :]))
+        stats += st
+        value += v
+        n_marg += marg.sum(axis=1)
+    return stats, value, n_marg
+
+
+def scan_frame(frame, prices: np.ndarray, deltas: np.ndarray, layout: Layout):
+    """:func:`scan_rows` as one Spark aggregation pass (D × S partial sums per partition)."""
+    from pyspark.sql import functions as F
+
+    pr, dl = prices.tolist(), deltas.tolist()
+    d, size = len(dl), layout.size
+
+    def partial(batches):
+        import pandas as pd
+
+        stats, value, n_marg, seen = np.zeros((d, size)), np.zeros(d), np.zeros(d), False
+        for pdf in batches:
+            if len(pdf):
+                seen = True
+                st, v, nm = scan_rows(Rows.from_pandas(pdf, layout), np.array(pr), np.array(dl))
+                stats += st
+                value += v
+                n_marg += nm
+        if seen:
+            yield pd.DataFrame({"s": [stats.ravel().tolist()], "v": [value.tolist()], "n": [n_marg.tolist()]})
+
+    out = _candidates(frame, layout).select(*row_columns(layout)).mapInPandas(
+        partial, "s array<double>, v array<double>, n array<double>")
+    stats, value, n_marg = np.zeros((d, size)), np.zeros(d), np.zeros(d)
+    for r in out.collect():
+        stats += np.asarray(r["s"], dtype=float).reshape(d, size)
+        value += np.asarray(r["v"], dtype=float)
+        n_marg += np.asarray(r["n"], dtype=float)
+    return stats, value, n_marg
+
+
+def marginal_frame(frame, prices: np.ndarray, delta: float, layout: Layout) -> Rows:
+    """The rows whose margin is below δ, brought to the driver (their number was counted by the
+    scan and is bounded by ``exact_rows``: never a population-sized collect)."""
+    pr = prices.tolist()
+    cols = row_columns(layout) + [KEY]
+    narrow = _candidates(frame, layout).select(*cols)
+
+    def keep(batches):
+        for pdf in batches:
+            if len(pdf):
+                _, margin = _margins(Rows.from_pandas(pdf, layout), np.array(pr))
+                yield pdf[margin < delta]
+
+    pdf = narrow.mapInPandas(keep, narrow.schema).toPandas()
+    pdf = pdf.sort_values("tie_u", kind="mergesort").reset_index(drop=True)  # partition-order free
+    return Rows.from_pandas(pdf, layout)
+
+
+def _candidates(frame, layout: Layout):
+    from pyspark.sql import functions as F
+
+    keep = None
+    for j in range(layout.k):
+        cond = F.col(f"v_{j}").isNotNull()
+        keep = cond if keep is None else keep | cond
+    return frame.where(keep)
+
+
+def assign(rows: Rows, alloc: "MultiAllocation") -> np.ndarray:
+    """The final choice per row (−1 = none): the price rule, except the rows the exact fill decided."""
+    act = choose(rows, alloc.cands)[0]
+    if alloc.override:
+        import pandas as pd
+
+        ov = pd.Series(rows.keys).map(alloc.override).to_numpy(dtype=float, na_value=np.nan)
+        act = np.where(np.isnan(ov), act, np.nan_to_num(ov, nan=-1.0)).astype(np.int64)
+    return act
+
+
 @dataclasses.dataclass
 class MultiAllocation:
     """Result: prices of the final rule, multipliers per constraint (original units), use per
@@ -255,6 +364,9 @@ class MultiAllocation:
     dual_bound: Optional[float] = None
     sample_passes: int = 0
     mult: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    # exact fill: the choice (arm index, −1 = none) of each marginal row by key; others follow the prices
+    override: Dict[object, int] = dataclasses.field(default_factory=dict)
+    exact_rows: int = 0
 
     @property
     def dual_gap(self) -> Optional[float]:
@@ -305,8 +417,10 @@ class MultiSolver:
 
     def __init__(self, rows, constraints: Sequence[Constraint], layout: Layout, grid_points: int = 32,
                  max_passes: int = 40, gap_tol: float = 1e-4, scale_rows: Optional[Rows] = None,
-                 scale_share: float = 1.0, seed: int = 0):
+                 scale_share: float = 1.0, seed: int = 0, exact_rows: int = 0, exact_seconds: float = 2.0):
         self.seed = int(seed)
+        self.exact_rows = int(exact_rows)
+        self.exact_seconds = float(exact_seconds)
         self.rows = rows
         self.layout = layout
         self.cons = list(constraints)
@@ -374,7 +488,7 @@ class MultiSolver:
             mult = mults[i] if mults is not None else fill_mult
             if self.primal is None or value[i] > self.primal[0] + 1e-12 * max(1.0, abs(value[i])):
                 self.primal = (float(value[i]), cands.hi[i].copy(), cands.lo[i].copy(), float(cands.theta[i]),
-                               stats[i].copy(), np.array(mult, dtype=float))
+                               stats[i].copy(), np.array(mult, dtype=float), {})
         del plain
         return stats, value, ok
 
@@ -438,6 +552,11 @@ class MultiSolver:
         m0 = np.maximum(np.asarray(start, dtype=float), 0.0)
         if rows_hint is None and isinstance(self.rows, Rows):
             rows_hint = self.rows
+        exact = None
+        if self.exact_rows > 0 and j_n:
+            exact = self.exact_fill(m0, self._vscale(rows_hint, vmax))
+            if exact is not None and (exact.dual_gap or 0.0) <= 1e-2:
+                return exact
         upper = self._bounds(rows_hint, vmax)
         p0 = self.prices(m0)
         stats, value, ok = self._eval(Cands.plain(p0), m0[None, :])
@@ -518,11 +637,120 @@ class MultiSolver:
             self._fill(self.primal[1], p0, m0)  # the marginal customers between the best point and m0
         if self.primal is None:
             self._raise_infeasible(m0, stats[0])
-        value, hi, lo, theta, st, mult = self.primal
+        return self._result(m0, exact.exact_rows if exact is not None else 0)
+
+    @staticmethod
+    def _vscale(rows_hint: Optional[Rows], vmax: float) -> float:
+        """A typical positive value (the margins' δ ladder is relative to it)."""
+        if rows_hint is not None and len(rows_hint):
+            pos = rows_hint.values.max(axis=1)
+            pos = pos[np.isfinite(pos) & (pos > 0)]
+            if len(pos):
+                return float(np.mean(pos))
+        return max(float(vmax), 1e-12) if np.isfinite(vmax) else 1.0
+
+    # --------------------------------------------------------------------------------- exact fill
+    def exact_fill(self, m0: np.ndarray, vscale: float) -> Optional[MultiAllocation]:
+        """Rows whose choice at the dual point m0 is clear keep it; the marginal ones (margin below δ,
+        at most ``exact_rows`` of them, brought to the driver) are decided by an integer program over
+        what the fixed rows leave of every limit (scipy ``milp``). At the LP dual optimum only the
+        customers tied there are fractional, so this is the LP solution with its ties rounded the best
+        integral way. Two passes: one scan of margins for a ladder of δ, one collect of the rows below
+        the δ chosen. None when the residual program has no feasible solution (a start far from the
+        population's dual, or a time-out): the caller falls back to the price search."""
+        prices = self.prices(m0)
+        deltas = np.concatenate([[0.0], max(vscale, 1e-12) * np.geomspace(1e-9, 1e3, 37), [np.inf]])
+        self.passes += 1
+        started = time.perf_counter()
+        if isinstance(self.rows, Rows):
+            stats, value, n_marg = scan_rows(self.rows, prices, deltas)
+        else:
+            stats, value, n_marg = scan_frame(self.rows, prices, deltas, self.layout)
+        log.info("policy constraints pass %d (margins): %.1f s", self.passes, time.perf_counter() - started)
+        self.best_dual = min(self.best_dual, float(self.dual(m0[None, :], stats[:1], value[:1])[0]))
+        if self.feasible(stats[:1])[0]:
+            self._note_primal(float(value[0]), prices, prices, 0.0, stats[0], m0, {})
+        ok = np.nonzero(n_marg <= self.exact_rows)[0]
+        i = int(ok[-1]) if len(ok) else 0
+        if n_marg[i] == 0:
+            return None
+        if isinstance(self.rows, Rows):
+            _, margin = _margins(self.rows, prices)
+            sub = self.rows.take(np.nonzero(margin < deltas[i])[0])
+        else:
+            self.passes += 1
+            sub = marginal_frame(self.rows, prices, float(deltas[i]), self.layout)
+        act = self._residual(sub, stats[i], float(value[i]))
+        if act is None:
+            return None
+        st, v = _stats(sub, act[None, :])
+        total, tval = stats[i] + st[0], float(value[i] + v[0])
+        if not self.feasible(total[None, :])[0]:
+            return None
+        override = {k: int(a) for k, a in zip(sub.keys.tolist(), act.tolist())}
+        self._note_primal(tval, prices, prices, 0.0, total, m0, override)
+        log.info("policy exact fill: %d marginal rows (δ=%.3g) decided by milp", len(sub), deltas[i])
+        return self._result(m0, len(sub))
+
+    def _residual(self, sub: Rows, fixed: np.ndarray, fixed_value: float = 0.0) -> Optional[np.ndarray]:
+        """max Σ V x over the marginal rows (x_ik ∈ {0,1}, Σ_k x_ik ≤ 1) within b − A·fixed.
+
+        The program's optimality gap is set relative to the whole allocation (5e-4 of fixed value +
+        the marginal rows' upper bound), not to the marginal part alone: proving the last 1e-6 of a
+        small knapsack can take the branch-and-bound far longer than the rest of the decision."""
+        from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+        from scipy.sparse import csr_matrix, vstack
+
+        lay = self.layout
+        ii, kk = np.nonzero(np.isfinite(sub.values))
+        n, nv = len(sub), len(ii)
+        rhs = self.b - self.A @ fixed
+        if nv == 0:
+            return np.full(n, -1) if np.all(rhs >= -1e-9 * np.maximum(1.0, np.abs(self.b))) else None
+        contrib = np.zeros((nv, lay.size))
+        contrib[np.arange(nv), kk] = 1.0
+        contrib[:, lay.spend] = sub.costs[ii, kk]
+        if lay.g:
+            contrib[np.arange(nv), lay.k + 1 + sub.groups[ii]] = 1.0
+        for q in range(lay.o):
+            contrib[:, lay.guard(q)] = sub.guards[ii, kk, q]
+        a_con = self.A @ contrib.T
+        one = csr_matrix((np.ones(nv), (ii, np.arange(nv))), shape=(n, nv))
+        tol = 1e-7 * np.maximum(1.0, np.abs(self.b))  # milp's own tolerance must not become an excess
+        cons = [LinearConstraint(one, 0.0, 1.0)]
+        if len(a_con):
+            cons.append(LinearConstraint(a_con, -np.inf, rhs - tol))
+        ub = float(np.maximum(np.where(np.isfinite(sub.values), sub.values, 0.0), 0.0).max(axis=1).sum())
+        rel = float(np.clip(5e-4 * (abs(fixed_value) + ub) / max(ub, 1e-12), 1e-6, 0.2))
+        res = milp(-sub.values[ii, kk], constraints=cons, integrality=np.ones(nv), bounds=Bounds(0.0, 1.0),
+                   options={"time_limit": self.exact_seconds, "mip_rel_gap": rel, "disp": False})
+        if res.x is None:
+            return None
+        x = np.rint(res.x) > 0.5
+        act = np.full(n, -1)
+        act[ii[x]] = kk[x]
+        if np.bincount(ii[x], minlength=n).max(initial=0) > 1:
+            return None
+        return act
+
+    def _use_of(self, rows: Rows, act: np.ndarray) -> np.ndarray:
+        """A·stats of one choice vector over ``rows`` (normalized units)."""
+        st, _ = _stats(rows, np.asarray(act)[None, :])
+        return self.A @ st[0]
+
+    def _note_primal(self, value, hi, lo, theta, stats, mult, override) -> None:
+        if self.primal is None or value > self.primal[0] + 1e-12 * max(1.0, abs(value)):
+            self.primal = (float(value), hi.copy(), lo.copy(), float(theta), stats.copy(), np.array(mult, dtype=float),
+                           dict(override))
+
+    def _result(self, m0: np.ndarray, exact_rows: int = 0) -> MultiAllocation:
+        value, hi, lo, theta, st, mult = self.primal[:6]
+        override = self.primal[6] if len(self.primal) > 6 else {}
         used = dict(zip((c.name for c in self.cons), (self.use(st)[0] * self.scale).tolist()))
         names = {c.name: float(x / s) for c, x, s in zip(self.cons, m0, self.scale)}
         return MultiAllocation(hi, lo, theta, names, st, value, used, self.passes,
-                               dual_bound=self.best_dual if j_n else value, mult=m0)
+                               dual_bound=self.best_dual if len(self.cons) else value, mult=m0,
+                               override=override, exact_rows=exact_rows if override else 0)
 
     def _fill(self, hi: np.ndarray, lo: np.ndarray, mult: np.ndarray) -> None:
         theta = np.linspace(0.0, 1.0, self.grid + 1)[1:]
@@ -602,4 +830,4 @@ def business_constraints(layout: Layout, arms: Sequence[str], budget: Optional[f
 
 
 __all__ = ["business_constraints", "Constraint", "Layout", "Rows", "Cands", "MultiSolver", "MultiAllocation", "choose", "accumulate",
-           "evaluate_frame", "row_columns"]
+           "evaluate_frame", "row_columns", "assign", "scan_rows", "scan_frame", "marginal_frame", "KEY"]

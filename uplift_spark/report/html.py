@@ -292,7 +292,22 @@ def _decision_section(data, cfg) -> str:
     view = dec.drop(columns=[c for c in ("run_id",) if c in dec])
     return ("<p>What the targeting policy decided: customers per action, their cost and the expected extra "
             "outcome and value; rows for constraints show how much of each limit is used.</p>"
-            + _table(view, max_rows=cfg.max_table_rows))
+            + _table(view, max_rows=cfg.max_table_rows) + _constraints_table(dec, cfg))
+
+
+def _constraints_table(dec, cfg) -> str:
+    """The business rules on their own: use against limit and the multiplier (its price: > 0 = binding).
+    Guardrail floors and min shares are lower bounds; fairness rows give a group's treated share
+    minus the overall share, ``fairness_gap`` the largest absolute one."""
+    if "constraint" not in dec or not {"used", "limit", "multiplier"} <= set(dec.columns):
+        return ""
+    rows = dec[dec["constraint"].notna()][["constraint", "used", "limit", "multiplier"]]
+    if rows.empty:
+        return ""
+    rows = rows.assign(binding=[("yes" if (m is not None and m == m and m > 0) else "") for m in rows["multiplier"]])
+    return ("<h3>Constraints</h3><p>Each business rule the decision obeyed: what it used, its limit, and its "
+            "multiplier (the value one more unit of the limit would add; above zero means the rule binds).</p>"
+            + _table(rows, max_rows=cfg.max_table_rows))
 
 
 def _monitoring_section(data, cfg, figs, outcome) -> str:
