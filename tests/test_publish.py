@@ -80,6 +80,8 @@ def test_publish_run_then_another_then_rollback(spark, tmp_path):
     history = _history(ctx_a)
     again = publish.run(ctx_a, skip_validation=True)  # the same run twice: nothing changes
     assert again["changed"] == {"inserted": 0, "updated": 0, "deleted": 0} and not again["logged"]
+    assert again["decisions_current_version"] == first["decisions_current_version"]  # no empty commit
+    assert again["contact_history"] == {"inserted": 0, "updated": 0, "deleted": 0}
     pd.testing.assert_frame_equal(_history(ctx_a), history)
     mine = history[history.run_id == "run-a"]
     contacted = {c for c, act in a.items() if act != "none"}
@@ -120,6 +122,13 @@ def test_publish_run_then_another_then_rollback(spark, tmp_path):
     assert dict(zip(crm.customer_id, crm.action)) == a
     assert DeltaTable(ctx_a.store.location("decisions_current")).metadata().configuration.get(
         "delta.enableChangeDataFeed") == "true"
+    import pyarrow as pa
+
+    feed = pa.table(DeltaTable(ctx_a.store.location("decisions_current")).load_cdf(
+        starting_version=first["decisions_current_version"] + 1,
+        ending_version=second["decisions_current_version"])).to_pandas()
+    assert set(feed.customer_id[feed._change_type == "update_postimage"]) == changed
+    assert len(feed) == 2 * len(changed) + 4  # pre+post images, 2 inserts, 2 deletes: nothing else
     contacts = DeltaTable(ctx_a.store.location("contact_history")).to_pandas()
     assert len(contacts) == len(_history(ctx_a)) and set(contacts.run_id) == {"run-a", "run-b", "run-o"}
 

@@ -233,7 +233,7 @@ class TableStore:
         check_run_id(run_id)
 
         def commit():
-            before = self._version(name)
+            before = self.version(name)
             build(self.delta_table(name)).execute()
             return before
 
@@ -247,7 +247,8 @@ class TableStore:
         log.info("merged %s for run %s: %s", name, run_id, counts)
         return dict(counts, version=int(last["version"]))
 
-    def _version(self, name: str) -> int:
+    def version(self, name: str) -> int:
+        """The latest commit version of a Delta table."""
         return int(self.delta_table(name).history(1).select("version").collect()[0][0])
 
     def delete_run(self, names: Iterable[str], run_id: str) -> None:

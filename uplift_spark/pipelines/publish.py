@@ -63,11 +63,38 @@ def load_decisions(ctx: RunContext, campaign_id: str):
     return decisions.where(F.col("campaign_id") == F.lit(campaign_id)), int(stats["customers"])
 
 
+def pending_changes(target, source, keys, compare) -> int:
+    """Rows a MERGE would insert, delete or update (``compare`` columns differ): one full outer join.
+
+    A MERGE that would change nothing is skipped: Delta would still rewrite the files it touched, and a
+    commit without change-data files reads in the change feed as every row deleted and re-inserted.
+    """
+    from pyspark.sql import functions as F
+
+    t = target.select(*keys, *[F.col(c).alias(f"t_{c}") for c in compare], F.lit(True).alias("t_in"))
+    s = source.select(*keys, *[F.col(c).alias(f"s_{c}") for c in compare], F.lit(True).alias("s_in"))
+    j = t.join(s, list(keys), "full_outer")
+    same = F.lit(True)
+    for c in compare:
+        same = same & F.col(f"t_{c}").eqNullSafe(F.col(f"s_{c}"))
+    changed = F.col("t_in").isNull() | F.col("s_in").isNull() | ~same
+    return int(j.where(changed).count())
+
+
+def _unchanged(ctx: RunContext, name: str) -> dict:
+    return {"version": ctx.store.version(name), "inserted": 0, "updated": 0, "deleted": 0}
+
+
 def publish_contacts(ctx: RunContext, decisions) -> dict:
     """One MERGE of the run's contacts into ``contact_history`` (idempotent per run)."""
+    from pyspark.sql import functions as F
+
     name = "contact_history"
     rows = conform(contact_rows(decisions, ctx.cfg.policy), name)
     ctx.store.ensure(name, _schema(ctx, name), partition_by=("contact_date",))
+    mine = ctx.store.read(name).where(F.col("run_id") == F.lit(ctx.run_id))
+    if pending_changes(mine, rows, ("run_id", "customer_id"), _CONTACT_FIELDS) == 0:
+        return _unchanged(ctx, name)
     differs = "NOT (" + " AND ".join(f"t.`{c}` <=> s.`{c}`" for c in _CONTACT_FIELDS) + ")"
     return ctx.store.merge(name, lambda t: (
         t.alias("t").merge(rows.alias("s"), "t.run_id = s.run_id AND t.customer_id = s.customer_id")
@@ -83,6 +110,9 @@ def publish_current(ctx: RunContext, decisions, campaign_id: str, published_at: 
     name = "decisions_current"
     rows = conform(decisions.withColumn("published_at", F.lit(published_at).cast("timestamp")), name)
     ctx.store.ensure(name, _schema(ctx, name), partition_by=("campaign_id",), properties=CDF)
+    in_force = ctx.store.read(name).where(F.col("campaign_id") == F.lit(campaign_id))
+    if pending_changes(in_force, rows, ("campaign_id", "customer_id"), ("action",)) == 0:
+        return _unchanged(ctx, name)
     return ctx.store.merge(name, lambda t: (
         t.alias("t").merge(rows.alias("s"), "t.campaign_id = s.campaign_id AND t.customer_id = s.customer_id")
          .whenMatchedUpdateAll(condition="NOT (t.action <=> s.action)")
