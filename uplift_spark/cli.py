@@ -21,7 +21,8 @@ USAGE_EXIT = 64  # EX_USAGE in sysexits.h
 
 # Stages that need a run which passed ``validate`` (mirrors pipelines.gates.AFTER_VALIDATE, kept here so
 # the command line is checked before any pipeline module or the JVM is loaded).
-GATED = ("split", "train", "predict", "evaluate", "score", "decide", "evaluate-policy", "monitor", "report")
+GATED = ("split", "train", "predict", "evaluate", "score", "decide", "evaluate-policy", "monitor", "report",
+         "publish")
 
 # stage name → (pipelines module, starts a new run when no --run-id is given, help)
 STAGES = {
@@ -34,6 +35,7 @@ STAGES = {
     "report": ("report", False, "write the HTML report and PNG plots"),
     "score": ("score", False, "score a population with the saved model into the scores table"),
     "decide": ("decide", False, "choose one action per customer under budget/capacity; decisions table"),
+    "publish": ("publish", False, "MERGE a run's decisions into decisions_current (CDF) and contact_history"),
     "evaluate-policy": ("evaluate_policy", False,
                         "held-out policy value with CIs vs baselines at equal spend; cost curves"),
     "monitor": ("monitor", False, "feature/score/policy drift, realized uplift, alerts"),
@@ -70,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
                            help="experts: run even if this run failed (or never ran) its validation gate")
         if name in ("score", "decide", "evaluate-policy", "run"):
             p.add_argument("--population", default=None, help="population table/path to score")
+        if name in ("decide", "run"):
+            p.add_argument("--as-of", default=None,
+                           help="end of frequency-cap windows (ISO timestamp, UTC); overrides policy.as_of")
         if name in ("monitor", "run"):
             p.add_argument("--batch", default=None, help="new batch (Delta path/table) to compare")
             p.add_argument("--batch-id", default=None, help="batch id (default: derived from the run)")
@@ -155,10 +160,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 
             require_validated(ctx)  # before the stage reads or writes anything
         module = importlib.import_module(f".pipelines.{module_name}", __package__)
-        extra = {k: getattr(args, k) for k in ("population", "batch", "batch_id", "outcomes") if hasattr(args, k)}
+        extra = {k: getattr(args, k) for k in ("population", "batch", "batch_id", "outcomes", "as_of")
+                 if hasattr(args, k)}
         if getattr(args, "stages", None):
             extra["stages"] = args.stages
-        if args.stage == "run" and skip:
+        if args.stage in ("run", "publish") and skip:
             extra["skip_validation"] = True
         summary = module.run(ctx, **{k: v for k, v in extra.items() if v is not None})
         if args.stage != "run":  # the runner prints its own readable summary

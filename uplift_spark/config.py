@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import datetime
 import os
 import re
 import types
@@ -411,6 +412,19 @@ class PolicyConfig:
     calibration_bins: int = bounded(10, 2)
     # decide on calibrated values (uplift mapped through the held-out calibration) instead of predictions
     calibrated: bool = False
+    # the "now" of frequency-cap windows (ISO timestamp, UTC; null = the time decide runs): a fixed value
+    # makes a rerun or a test see the same contacts
+    as_of: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class PublishConfig:
+    """``uplift-spark publish``: a run's decisions into ``decisions_current`` (Change Data Feed on) for the
+    CRM, its contacts into ``contact_history`` (what frequency caps count); ``enabled`` adds the stage to
+    ``uplift-spark run``."""
+
+    enabled: bool = False
+    contact_history: bool = True
 
 
 @dataclass(frozen=True)
@@ -492,6 +506,7 @@ class UpliftConfig:
     report: ReportConfig = ReportConfig()
     policy: PolicyConfig = PolicyConfig()
     policy_evaluation: PolicyEvaluationConfig = PolicyEvaluationConfig()
+    publish: PublishConfig = PublishConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     mlflow: MlflowConfig = MlflowConfig()
     source_file: Optional[str] = field(default=None, compare=False)
@@ -728,6 +743,19 @@ def _validate_rules(p: "PolicyConfig") -> None:
     for i, g in enumerate(p.guardrails):
         if g.max_uplift is None and g.min_total_uplift is None:
             raise ConfigError(f"policy.guardrails[{i}]: set max_uplift and/or min_total_uplift for {g.outcome!r}")
+    if p.as_of is not None:
+        parse_timestamp(p.as_of, "policy.as_of")
+
+
+def parse_timestamp(value: str, key: str) -> datetime.datetime:
+    """An ISO date or timestamp as naive UTC (Spark's session time zone is UTC); offsets are converted."""
+    try:
+        ts = datetime.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"{key}: {value!r} is not an ISO date/timestamp (e.g. 2024-05-31T00:00:00)") from None
+    if ts.tzinfo is not None:
+        ts = ts.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return ts
 
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

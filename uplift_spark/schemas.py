@@ -86,6 +86,29 @@ TABLE_COLUMNS: Dict[str, Tuple[Tuple[str, str], ...]] = {
         ("held_out_value", "double"), ("held_out_ci_low", "double"), ("held_out_ci_high", "double"),
         ("held_out_split", "string"),
     ),
+    # publishing (``uplift-spark publish``). contact_history: one row per contacted or holdout customer of
+    # a published run (action = the arm, or "holdout": not contacted), across campaigns; what frequency
+    # caps count. Partitioned by contact_date (= date of contacted_at) so a cap window reads few days;
+    # MERGEd per (run_id, customer_id), so republishing a run changes nothing.
+    "contact_history": (
+        ("customer_id", "string"), ("campaign_id", "string"), ("channel", "string"), ("action", "string"),
+        ("contacted_at", "timestamp"), ("run_id", "string"), ("contact_date", "date"),
+    ),
+    # the decisions in force for the CRM: one row per (campaign_id, customer_id), Change Data Feed on.
+    # run_id/decided_at: the run whose decision the row holds; published_at: when it entered the table.
+    "decisions_current": (
+        ("campaign_id", "string"), ("customer_id", "string"), ("action", "string"),
+        ("expected_value", "double"), ("expected_uplift", "double"), ("bucket", "string"),
+        ("policy_action", "string"), ("reason", "string"), ("run_id", "string"), ("decided_at", "timestamp"),
+        ("published_at", "timestamp"),
+    ),
+    # one row per publication that changed something: which run is in force for a campaign since which
+    # decisions_current version (the CRM's readChangeFeed startingVersion), with the MERGE's row counts.
+    "publications": (
+        ("campaign_id", "string"), ("run_id", "string"), ("published_at", "timestamp"), ("table_version", "long"),
+        ("customers", "long"), ("contacts", "long"), ("inserted", "long"), ("updated", "long"),
+        ("deleted", "long"),
+    ),
     # held-out policy evaluation: one row per split × policy × (baseline) × estimator × metric. metric
     # "value" (net of cost, per customer), "gain" (value − treating nobody), "difference" (paired vs
     # ``baseline``), "spend" (total on the split), "contacts:<arm>", "predicted_gain" (the
@@ -171,6 +194,11 @@ def require_columns(df_or_columns, cols: Iterable[Optional[str]], where: str,
     missing = [c for c in cols if c is not None and c not in present]
     if missing:
         raise error(f"{where}: missing column {missing[0]!r} (have {sorted(have)})")
+
+
+def ddl(table: str) -> str:
+    """The contract as a Spark DDL string (``customer_id string, ...``), for creating an empty table."""
+    return ", ".join(f"`{c}` {t}" for c, t in TABLE_COLUMNS[table] if c != "*")
 
 
 def conform(df, table: str):

@@ -24,8 +24,12 @@ TABLES = (
     "experiment_log", "validation_report", "splits", "split_summary", "predictions",
     "feature_importance", "uplift_importance", "uplift_curves", "uplift_metrics", "uplift_by_decile", "scores", "decisions",
     "decision_summary", "policy_evaluation", "policy_curves", "drift_features", "drift_scores", "drift_policy", "realized_uplift",
-    "monitoring_alerts",
+    "monitoring_alerts", "contact_history", "decisions_current", "publications",
 )
+
+# Tables a publication MERGEs into (facts shared with the CRM across runs): a later failed gate of a
+# run does not remove its rows, since the CRM may already have acted on them.
+PUBLISHED = ("contact_history", "decisions_current", "publications")
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
@@ -193,6 +197,59 @@ class TableStore:
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         return writer
+
+    def delta_table(self, name: str):
+        from delta.tables import DeltaTable
+
+        loc = self.location(name)
+        return DeltaTable.forName(self.spark, loc) if self.metastore else DeltaTable.forPath(self.spark, loc)
+
+    def ensure(self, name: str, schema, partition_by: Sequence[str] = (),
+               properties: Optional[Mapping[str, str]] = None) -> None:
+        """Create ``name`` empty with ``schema`` (a StructType), partitions and table properties unless it
+        exists (a table that MERGEs write into must exist first; properties such as Change Data Feed are
+        set at creation, so the very first version already records changes)."""
+        from delta.tables import DeltaTable
+
+        if self.exists(name):
+            return
+        loc = self.location(name)
+        builder = DeltaTable.createIfNotExists(self.spark)
+        builder = builder.tableName(loc) if self.metastore else builder.location(loc)
+        builder = builder.addColumns(schema)
+        if partition_by:
+            builder = builder.partitionedBy(*partition_by)
+        for key, value in (properties or {}).items():
+            builder = builder.property(key, value)
+        with_commit_retry(builder.execute, name, "create")
+        log.info("created %s", name)
+
+    def merge(self, name: str, build: Callable[[object], object], run_id: str) -> dict:
+        """One Delta MERGE into ``name``: ``build(delta_table)`` returns the configured merge builder.
+
+        Returns the commit's ``version`` and row counts (``inserted``, ``updated``, ``deleted``) from the
+        table history, or ``version`` unchanged and zero counts when the MERGE committed nothing.
+        """
+        check_run_id(run_id)
+
+        def commit():
+            before = self.version(name)
+            build(self.delta_table(name)).execute()
+            return before
+
+        before = with_commit_retry(commit, name, run_id)
+        last = self.delta_table(name).history(1).select("version", "operation", "operationMetrics").collect()[0]
+        if last["version"] == before or last["operation"] != "MERGE":
+            return {"version": int(before), "inserted": 0, "updated": 0, "deleted": 0}
+        metrics = last["operationMetrics"] or {}
+        counts = {k: int(metrics.get(f"numTargetRows{k.capitalize()}", 0) or 0)
+                  for k in ("inserted", "updated", "deleted")}
+        log.info("merged %s for run %s: %s", name, run_id, counts)
+        return dict(counts, version=int(last["version"]))
+
+    def version(self, name: str) -> int:
+        """The latest commit version of a Delta table."""
+        return int(self.delta_table(name).history(1).select("version").collect()[0][0])
 
     def delete_run(self, names: Iterable[str], run_id: str) -> None:
         """Remove a run's rows (used when a gate fails after an earlier attempt wrote them)."""

@@ -7,6 +7,10 @@ and only the boolean ``eligible_<arm>`` flags are joined to the scores by custom
 missing from the population is not eligible for arms that have a rule. Values are recomputed from the
 stored uplifts with the current ``policy`` config. Every check (arms, rules, constraints) runs before the
 first write, so a bad config writes nothing; each table is written in one commit per run id.
+
+Frequency caps (``policy.frequency``) count the published ``contact_history`` up to ``--as-of`` /
+``policy.as_of`` (default: now); the capped customers' ``capped_<arm>`` flags are joined like the
+eligibility flags (no history yet: nobody is capped).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from ..policy import decide, outcome_uplift_column, policy_arms
 from ..policy.decide import check_constraints
 from ..policy.rules import needs_rules
 from ..policy.eligibility import eligible_column, has_rules, rule_expression
+from ..policy.frequency import as_of_time, capped_flags, rule_names
 from ..policy.value import economics
 from ..schemas import conform, slug, uplift_column
 from .calibrate_values import CALIBRATED_COLUMNS, add_calibrated, calibrated_uplift_frame, calibration_maps, \
@@ -95,7 +100,18 @@ def eligibility_flags(population, policy_cfg, arms: List[str]):
     return flags.groupBy("customer_id").agg(*[F.bool_and(eligible_column(a)).alias(eligible_column(a)) for a in ruled])
 
 
-def run(ctx: RunContext, population: Optional[str] = None, **_) -> dict:
+def frequency_flags(ctx: RunContext, arms: List[str], as_of: Optional[str] = None):
+    """customer_id + ``capped_<arm>`` for customers at a frequency cap, or None without history."""
+    p = ctx.cfg.policy
+    when = as_of_time(as_of or p.as_of)
+    if not ctx.store.exists("contact_history"):
+        log.info("frequency caps (%s): no contact_history yet, nobody is capped", "; ".join(rule_names(p)))
+        return None
+    log.info("frequency caps (%s) as of %s", "; ".join(rule_names(p)), when.isoformat())
+    return capped_flags(ctx.store.read("contact_history"), p, arms, when, exclude_run_id=ctx.run_id)
+
+
+def run(ctx: RunContext, population: Optional[str] = None, as_of: Optional[str] = None, **_) -> dict:
     from pyspark.sql import functions as F
 
     cfg = ctx.cfg
@@ -112,6 +128,9 @@ def run(ctx: RunContext, population: Optional[str] = None, **_) -> dict:
     ruled = rule_columns(load_population(ctx, population), p, arms) if needs_rules(p, arms) else None
     if ruled is not None:  # a scored customer missing from the population: null cost → no candidate
         wide = wide.join(ruled, "customer_id", "left")
+    capped = frequency_flags(ctx, arms, as_of) if p.frequency else None
+    if capped is not None:
+        wide = wide.join(capped, "customer_id", "left")
     # the pivot of the scores (and the eligibility join) feeds the search's frame, the summary and the
     # write: computed once (one shuffle) instead of three times, released after the write
     from pyspark import StorageLevel

@@ -11,7 +11,8 @@ from ..errors import ValidationFailed
 from ..validation.results import FAIL, WARN
 from .context import RunContext
 
-AFTER_VALIDATE = ("split", "train", "predict", "evaluate", "score", "decide", "evaluate-policy", "monitor", "report")
+AFTER_VALIDATE = ("split", "train", "predict", "evaluate", "score", "decide", "evaluate-policy", "monitor", "report",
+                  "publish")
 REPORT = "validation_report"
 
 

@@ -1,5 +1,5 @@
 """The whole pipeline under one run id: ingest → validate → split → train → predict → evaluate → score
-→ decide → evaluate-policy → monitor → report. Each stage is the same function its own command calls, so a failed gate
+→ decide → publish (when ``publish.enabled``) → evaluate-policy → monitor → report. Each stage is the same function its own command calls, so a failed gate
 stops the run exactly where ``uplift-spark <stage>`` would, and rerunning the run id is idempotent."""
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ log = get_logger("run")
 
 # The report comes last so it can show the decisions and the drift of this very run.
 STAGE_ORDER = (
-    "ingest", "validate", "split", "train", "predict", "evaluate", "score", "decide", "evaluate-policy", "monitor",
-    "report",
+    "ingest", "validate", "split", "train", "predict", "evaluate", "score", "decide", "publish", "evaluate-policy",
+    "monitor", "report",
 )
 
 # Which CLI kwargs each stage accepts.
-_STAGE_KWARGS = {"score": ("population",), "decide": ("population",), "evaluate-policy": ("population",), "monitor": ("batch", "batch_id", "outcomes")}
+_STAGE_KWARGS = {"score": ("population",), "decide": ("population", "as_of"), "evaluate-policy": ("population",), "monitor": ("batch", "batch_id", "outcomes")}
 
 
 def run(ctx: RunContext, stages: Optional[List[str]] = None, skip_validation: bool = False,
@@ -32,7 +32,8 @@ def run(ctx: RunContext, stages: Optional[List[str]] = None, skip_validation: bo
     A subset without ``validate`` (e.g. ``evaluate,report``) needs a run that passed its gate,
     unless ``skip_validation``.
     """
-    wanted = list(stages or STAGE_ORDER)
+    # publishing to the CRM is opt-in for a full run (publish.enabled), or named in --stages
+    wanted = list(stages or [s for s in STAGE_ORDER if s != "publish" or ctx.cfg.publish.enabled])
     unknown = [s for s in wanted if s not in STAGE_ORDER]
     if unknown:
         raise ConfigError(f"--stages: unknown stage {unknown[0]!r}; stages are {', '.join(STAGE_ORDER)}")
@@ -47,6 +48,8 @@ def run(ctx: RunContext, stages: Optional[List[str]] = None, skip_validation: bo
             print(f"[uplift-spark] run {ctx.run_id} · stage {i + 1}/{len(wanted)} {stage} …", flush=True)
             module = importlib.import_module(f".{stage.replace('-', '_')}", __package__)
             stage_kwargs = {k: kwargs[k] for k in _STAGE_KWARGS.get(stage, ()) if kwargs.get(k) is not None}
+            if stage == "publish" and skip_validation:
+                stage_kwargs["skip_validation"] = True
             summary = module.run(ctx, **stage_kwargs)
             summaries[stage] = summary
             tracker.log_stage(stage, summary, watch())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..datasets import logged_data_config
 from ..errors import ValidationFailed
-from ..io.tables import TABLES
+from ..io.tables import PUBLISHED, TABLES
 from ..logs import get_logger
 from ..schemas import conform
 from ..validation import failure_message, failures, run_checks, summarize, to_frame
@@ -19,7 +19,7 @@ log = get_logger("validate")
 
 SOURCE = "experiment_log"
 TABLE = "validation_report"
-DOWNSTREAM = tuple(t for t in TABLES if t not in (SOURCE, TABLE))
+DOWNSTREAM = tuple(t for t in TABLES if t not in (SOURCE, TABLE) + PUBLISHED)
 
 
 def _clear_downstream(ctx: RunContext) -> list:

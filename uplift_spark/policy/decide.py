@@ -22,6 +22,7 @@ from ..schemas import uplift_column
 from .allocate import Allocation, Limits, LocalRows, Solver, choose, frame_values, value_col
 from .buckets import EXPLORE, HOLDOUT, POLICY, assign_buckets, unit_hash
 from .eligibility import add_eligibility, eligible_column
+from .frequency import FREQUENCY_CAP, apply_caps, check_channels
 from .summary import DecisionSummary
 from .value import add_values, economics, policy_arms, value_column
 
@@ -50,10 +51,8 @@ def check_constraints(policy_cfg: PolicyConfig, arms: Sequence[str]) -> None:
     if p.holdout_share + p.explore_share >= 1.0:
         raise PolicyError("policy: holdout_share + explore_share must be below 1")
     # per-customer costs, fairness and guardrails go to the multi-constraint path (policy/rules.py);
-    # frequency caps need the contact history: refuse rather than silently ignore them
-    unsupported = [name for name, on in (("policy.frequency", bool(p.frequency)),) if on]
-    if unsupported:
-        raise PolicyError(f"{unsupported[0]}: not yet enforced by decide; remove it from the config")
+    # frequency caps are eligibility (policy/frequency.py)
+    check_channels(p, arms)
 
 
 def _prepare(df_wide, policy_cfg: PolicyConfig, arms: Sequence[str], treatment_arms, id_col: str):
@@ -64,7 +63,7 @@ def _prepare(df_wide, policy_cfg: PolicyConfig, arms: Sequence[str], treatment_a
     df = add_values(df_wide, policy_cfg, treatment_arms)
     df = add_eligibility(df, policy_cfg, arms)
     df = assign_buckets(df, policy_cfg, arms, id_col)
-    cols = [F.col(id_col).cast("string").alias("customer_id"), "bucket", "explore_arm", "tie_u",
+    cols = [F.col(id_col).cast("string").alias("customer_id"), "bucket", "explore_arm", "tie_u", FREQUENCY_CAP,
             unit_hash(id_col, policy_cfg.salt + "#sample").alias("sample_u")]
     for k, arm in enumerate(arms):
         value, elig = F.col(value_column(arm)), F.col(eligible_column(arm))
@@ -193,11 +192,12 @@ def _final_rows(frame, arms, alloc, labels):
                 "policy_value": np.where(pol >= 0, w[rows, np.maximum(pol, 0)], np.nan),
                 "best_arm": names[best], "best_value": np.where(best >= 0, w[rows, np.maximum(best, 0)], np.nan),
                 "binding": lab[best], "n_cand": n_cand.astype("int32"), "n_elig": e.sum(axis=1).astype("int32"),
+                FREQUENCY_CAP: pdf[FREQUENCY_CAP].astype(bool),
             })
 
     schema = ("customer_id string, bucket string, action string, policy_action string, expected_value double, "
               "expected_uplift double, policy_value double, best_arm string, best_value double, binding string, "
-              "n_cand int, n_elig int")
+              "n_cand int, n_elig int, frequency_cap boolean")
     out = frame.mapInPandas(assign, schema)
     c = F.col
     policy_reason = (
@@ -209,6 +209,7 @@ def _final_rows(frame, arms, alloc, labels):
         .when(c("n_cand") == 0, F.lit("no arm above min_value"))
         .otherwise(F.format_string("%s (best value %.2f via %s)", c("binding"), c("best_value"), c("best_arm"))))
     reason = (F.when(c("bucket") == HOLDOUT, F.lit("holdout"))
+               .when(c(FREQUENCY_CAP) & (c("action") == NONE), F.lit(FREQUENCY_CAP))
                .when(c("bucket") == EXPLORE,
                      F.when(c("action") != NONE, F.concat(F.lit("explore via "), c("action")))
                       .otherwise(F.lit("explore: not eligible for any arm")))
@@ -228,6 +229,7 @@ def decide(df_wide, policy_cfg: PolicyConfig, treatment_arms: Sequence[str], id_
 
     arms = policy_arms(policy_cfg, treatment_arms)
     check_constraints(policy_cfg, arms)
+    df_wide = apply_caps(df_wide, policy_cfg, arms)  # capped_<arm> columns, when joined, as eligibility
     from .rules import decide_rules, needs_rules
 
     if needs_rules(policy_cfg, arms):

@@ -26,6 +26,7 @@ from ..schemas import uplift_column
 from .buckets import EXPLORE, HOLDOUT, POLICY, assign_buckets, unit_hash
 from .costs import add_costs, cost_column, varies
 from .eligibility import add_eligibility, eligible_column
+from .frequency import FREQUENCY_CAP
 from .lagrange import KEY, Layout, MultiSolver, Rows, assign, business_constraints, row_columns
 from .summary import DecisionSummary
 from .value import add_values, economics, outcome_uplift_column, value_column
@@ -80,6 +81,8 @@ def _prepare(df_wide, policy_cfg: PolicyConfig, arms, treatment_arms, id_col: st
                 F.col(outcome_uplift_column(arm, outcome)).cast("double") <= F.lit(top), F.lit(False))
             hit = c if hit is None else hit | c
         blocked = F.when(hit, F.lit(f"guardrail:{outcome}")).otherwise(blocked)
+    if FREQUENCY_CAP in df.columns:  # every arm the customer could get is capped (policy/frequency.py)
+        blocked = F.when(F.col(FREQUENCY_CAP), F.lit(FREQUENCY_CAP)).otherwise(blocked)
     df = df.withColumn("guard_reason", blocked)
     df = assign_buckets(df, p, arms, id_col)
     floors = [g for g in p.guardrails if g.min_total_uplift is not None]
@@ -238,7 +241,8 @@ def _final(frame, arms, layout: Layout, alloc, cons):
                F.when(c("action") == c("best_arm"), F.format_string("best value %.2f via %s", c("policy_value"), c("action")))
                 .otherwise(F.format_string("value %.2f via %s (best %s limited by %s)", c("policy_value"), c("action"),
                                            c("best_arm"), c("binding"))))
-        .when(c("n_rule") == 0, F.lit("ineligible"))
+        .when(c("n_rule") == 0, F.when(c("guard_reason") == FREQUENCY_CAP, c("guard_reason"))
+              .otherwise(F.lit("ineligible")))
         .when((c("n_elig") == 0) & c("guard_reason").isNotNull(), c("guard_reason"))
         .when(c("n_cand") == 0, F.lit("no arm above min_value"))
         .otherwise(F.format_string("%s (best value %.2f via %s)", c("binding"), c("best_value"), c("best_arm"))))
