@@ -30,6 +30,8 @@ def _ctx(spark, out, run_id, campaign="spring", publish=None):
 
 def _write_decisions(ctx, actions, campaign="spring", holdout=()):
     """One decisions row per customer: ``actions`` maps customer → action (value = a per-run marker)."""
+    from pyspark.sql import functions as F
+
     from uplift_spark.schemas import conform
 
     rows = [(ctx.run_id, campaign, cid, act, float(len(ctx.run_id) + i), 0.01, "holdout" if cid in holdout else "policy",
@@ -37,6 +39,8 @@ def _write_decisions(ctx, actions, campaign="spring", holdout=()):
     df = ctx.spark.createDataFrame(rows, "run_id string, campaign_id string, customer_id string, action string, "
                                          "expected_value double, expected_uplift double, bucket string, "
                                          "policy_action string, reason string, decided_at timestamp")
+    df = df.withColumn("expected_uplift_calibrated", F.lit(None).cast("double")) \
+           .withColumn("expected_value_calibrated", F.lit(None).cast("double"))
     ctx.store.write(conform(df, "decisions"), "decisions", ctx.run_id)
 
 

@@ -100,7 +100,8 @@ TABLE_COLUMNS: Dict[str, Tuple[Tuple[str, str], ...]] = {
         ("campaign_id", "string"), ("customer_id", "string"), ("action", "string"),
         ("expected_value", "double"), ("expected_uplift", "double"), ("bucket", "string"),
         ("policy_action", "string"), ("reason", "string"), ("run_id", "string"), ("decided_at", "timestamp"),
-        ("published_at", "timestamp"),
+        ("published_at", "timestamp"), ("expected_uplift_calibrated", "double"),
+        ("expected_value_calibrated", "double"),
     ),
     # one row per publication that changed something: which run is in force for a campaign since which
     # decisions_current version (the CRM's readChangeFeed startingVersion), with the MERGE's row counts.
