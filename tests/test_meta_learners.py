@@ -320,7 +320,7 @@ def test_save_load_round_trips_the_new_learners(fitted3, tmp_path):
             np.testing.assert_allclose(before[arm], scored[f"uplift_{arm}"], atol=1e-12)
         for loaded in (UpliftModel.load(path), model_class(name).load(path)):
             assert type(loaded) is type(model) and loaded.boosters == model.boosters
-            assert loaded.propensity == model.propensity and loaded.training == model.training
+            assert loaded.propensity == model.propensity
             after = loaded.predict_arrays(x)
             for arm in ARMS:
                 np.testing.assert_array_equal(after[arm], before[arm])
