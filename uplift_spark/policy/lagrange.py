@@ -280,8 +280,6 @@ def scan_rows(rows: Rows, prices: np.ndarray, deltas: np.ndarray):
 
 def scan_frame(frame, prices: np.ndarray, deltas: np.ndarray, layout: Layout):
     """:func:`scan_rows` as one Spark aggregation pass (D × S partial sums per partition)."""
-    from pyspark.sql import functions as F
-
     pr, dl = prices.tolist(), deltas.tolist()
     d, size = len(dl), layout.size
 
@@ -698,8 +696,8 @@ class MultiSolver:
         The program's optimality gap is set relative to the whole allocation (5e-4 of fixed value +
         the marginal rows' upper bound), not to the marginal part alone: proving the last 1e-6 of a
         small knapsack can take the branch-and-bound far longer than the rest of the decision."""
-        from scipy.optimize import Bounds, LinearConstraint, linprog, milp
-        from scipy.sparse import csr_matrix, vstack
+        from scipy.optimize import Bounds, LinearConstraint, milp
+        from scipy.sparse import csr_matrix
 
         lay = self.layout
         ii, kk = np.nonzero(np.isfinite(sub.values))
