@@ -14,15 +14,16 @@ os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 # Test-session engine settings. The suite's cost is per Spark job and per Delta commit, not per row, so
 # these cut the tasks each job and each table read runs; none changes a result:
-# - two shuffle / default partitions, one per core of local[2] (tests that need several partitions
-#   repartition explicitly);
+# - two shuffle partitions, one per core of local[2] (tests that need several partitions repartition
+#   explicitly); default parallelism stays 4, above local[2]'s slots, which
+#   test_learners.test_auto_task_count_never_exceeds_local_slots relies on;
 # - one partition for Delta's log replay (default 50: fifty tasks to rebuild a tiny table's snapshot on
 #   every read after a commit).
 TEST_SHUFFLE_PARTITIONS = 2
 TEST_SPARK_CONF = {
     "spark.ui.enabled": "false",
     "spark.sql.adaptive.enabled": "true",
-    "spark.default.parallelism": "2",
+    "spark.default.parallelism": "4",
     "spark.databricks.delta.snapshotPartitions": "1",
 }
 
