@@ -5,14 +5,13 @@ Benchmarks are scripts, not tests: they print a table and write ``benchmarks/res
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import platform
 import sys
 import threading
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)

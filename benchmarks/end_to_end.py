@@ -13,7 +13,6 @@ the driver does not grow with rows. Also counts the Parquet files of every Delta
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import glob
 import importlib
 import json
@@ -107,7 +106,7 @@ def main(argv=None) -> dict:
         sampler.mark(stage)
         module = importlib.import_module(f"uplift_spark.pipelines.{stage}")
         clock = Timer()
-        summary = module.run(ctx)
+        module.run(ctx)
         seconds = clock()
         row = {"stage": stage, "seconds": seconds, **sampler.peak(stage)}
         if stage == "train":

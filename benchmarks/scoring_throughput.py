@@ -23,7 +23,6 @@ import re
 import shutil
 
 import numpy as np
-import pandas as pd
 
 from _common import Timer, lightgbm_config, print_table, spark_session, synthetic_config, write_result
 from training_vs_lightgbm import encode

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import time
 
 import numpy as np
 import pandas as pd
@@ -142,7 +141,6 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
 
     import pyarrow.parquet as pq
-    from pyspark.sql import functions as F
 
     from uplift_spark.config import ModelConfig
     from uplift_spark.datasets import generate_synthetic, synthetic_data_config

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from uplift_spark.config import ArmEconomics, PolicyConfig, RiskConfig, UpliftConfig, config_from_dict
+from uplift_spark.config import ArmEconomics, PolicyConfig, RiskConfig, config_from_dict
 from uplift_spark.errors import PolicyError
 from uplift_spark.policy import add_eligibility, add_values, assign_buckets, decide
 

@@ -337,7 +337,7 @@ def test_split_pipeline_writes_idempotently_and_cleans_up_on_failure(spark, log_
 
     # no collect/toPandas of anything as large as the customers inside the stage
     sizes = []
-    real_collect, real_topandas = DataFrame.collect, DataFrame.toPandas
+    real_collect = DataFrame.collect
 
     def counting_collect(self):
         out = real_collect(self)

@@ -11,7 +11,7 @@ multipliers, would have chosen for them.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import numpy as np
 
