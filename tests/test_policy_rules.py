@@ -304,3 +304,52 @@ def test_spark_decide_with_rules_population_path(spark):
     assert rows["fairness_gap"]["used"] <= 0.05 + 1e-12 and rows["guardrail:revenue"]["used"] >= -1e-9
     value = out["expected_value"].sum()
     assert value >= 0.97 * ref.total("expected_value") and summary.dual_gap is not None
+
+
+def test_cost_model_from_scored_outcome_means(spark):
+    """cost: {face, outcome}: score predicts the outcome under each arm with that outcome's model (μ_k),
+    the value pays face × μ_k, and decide's pivot of the long scores gives the same μ_k back."""
+    import os
+    import sys
+
+    from pyspark.sql import functions as F
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from learner_data import make_rct
+
+    from uplift_spark.config import ArmEconomics, LightGBMConfig, PolicyConfig
+    from uplift_spark.errors import ModelError
+    from uplift_spark.learners import TLearner
+    from uplift_spark.pipelines.decide import wide_scores
+    from uplift_spark.pipelines.score import cost_model_outcomes, score_population, to_long
+    from uplift_spark.policy.costs import outcome_mu_column
+
+    pdf = make_rct(n=1500, seed=5)
+    df = spark.createDataFrame(pdf).withColumn("is_valid", F.col("split") == "valid")
+    lgb = LightGBMConfig(num_iterations=20, learning_rate=0.1, num_leaves=8, min_data_in_leaf=30,
+                         early_stopping_round=5, num_tasks=1, seed=3)
+    model = TLearner(outcomeCol="conversion", outcomeType="binary", treatmentArms=["email_a", "email_b"],
+                     featureCols=["x0", "x1", "x2", "c0"], categoricalCols=["c0"], validationCol="is_valid",
+                     lightgbm=lgb).fit(df)
+    p = PolicyConfig(arms={"email_a": ArmEconomics(benefit=50.0, cost={"face": 10.0, "outcome": "conversion"}),
+                           "email_b": ArmEconomics(benefit=80.0, cost=2.0)})
+    means = cost_model_outcomes(p, ["email_a", "email_b"])
+    assert means == {"conversion": ["email_a"]}
+    pop = df.select("customer_id", "x0", "x1", "x2", "c0").withColumn("customer_id", F.col("customer_id").cast("string"))
+    wide = score_population(pop, {"conversion": model}, "conversion", p, ["email_a", "email_b"], means)
+    both = model.transform_outcome_means(pop, {"control": "m0", "email_a": "m1"})
+    got = wide.join(both.select("customer_id", "m0", "m1"), "customer_id").toPandas()
+    mu = got[outcome_mu_column("email_a", "conversion")].to_numpy()
+    assert np.all((mu > 0) & (mu < 1))  # a probability of the binary outcome
+    np.testing.assert_allclose(mu, got["m1"], rtol=0, atol=1e-12)
+    # the T-learner's uplift is μ_a − μ_control: the per-arm means agree with the model's own effect
+    np.testing.assert_allclose(got["uplift_email_a"], got["m1"] - got["m0"], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(got["value_email_a"], 50.0 * got["uplift_email_a"] - 10.0 * mu, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(got["value_email_b"], 80.0 * got["uplift_email_b"] - 2.0, rtol=0, atol=1e-9)
+    long = to_long(wide, ["email_a", "email_b"], ["conversion"], ["email_a", "email_b"], means)
+    back = wide_scores(long, ["email_a", "email_b"], None, (), means).join(
+        wide.select("customer_id", outcome_mu_column("email_a", "conversion")).withColumnRenamed(
+            outcome_mu_column("email_a", "conversion"), "want"), "customer_id").toPandas()
+    np.testing.assert_allclose(back[outcome_mu_column("email_a", "conversion")], back["want"], rtol=0, atol=0)
+    with pytest.raises(ModelError, match="no saved model for outcome 'redeemed'"):
+        score_population(pop, {"conversion": model}, "conversion", p, ["email_a", "email_b"], {"redeemed": ["email_a"]})

@@ -55,6 +55,8 @@ TABLE_COLUMNS: Dict[str, Tuple[Tuple[str, str], ...]] = {
         ("split", "string"), ("decile", "int"), ("n_t", "long"), ("n_c", "long"), ("predicted", "double"),
         ("observed", "double"), ("se", "double"), ("treated_mean", "double"), ("control_mean", "double"),
     ),
+    # scores: "*" = uplift_<outcome> per scored outcome, and mu_<outcome> (the outcome predicted under the
+    # arm) for the outcome of an expected-cost model (policy.arms.<arm>.cost: {face, outcome})
     "scores": (
         ("run_id", "string"), ("model_version", "string"), ("customer_id", "string"), ("arm", "string"),
         ("uplift", "double"), ("value", "double"), ("scored_at", "timestamp"), ("*", ""),

@@ -102,6 +102,34 @@ class UpliftModel(Model, UpliftModelParams, MLWritable, MLReadable):
         scored, _ = score_boosters(with_enc, enc_cols, self.boosters, outputs, extra)
         return scored.drop(*enc_cols)
 
+    def outcome_mean_keys(self) -> Dict[str, str]:
+        """arm → booster key predicting the outcome under that arm (μ_k(x)); only learners with per-arm
+        outcome models have them (T, X: ``mu_<arm>``; the S-learner overrides), R/DR keep none."""
+        keys = {}
+        for arm in [self.control_arm, *self.treatment_arms]:
+            key = f"mu_{slug(arm)}"
+            if key in self.boosters:
+                keys[arm] = key
+        return keys
+
+    def transform_outcome_means(self, dataset, columns: Mapping[str, str]):
+        """Add ``columns[arm]`` = the predicted outcome under ``arm`` (a probability for a binary outcome),
+        e.g. the redemption probability an expected-cost model multiplies by a coupon's face value."""
+        keys = self.outcome_mean_keys()
+        missing = [arm for arm in columns if arm not in keys]
+        if missing:
+            raise ModelError(f"{self.learner}-learner model of {self.outcome!r} has no outcome model for arm "
+                             f"{missing[0]!r} (learners t, x and s predict the outcome per arm)")
+        outputs = {}
+        for arm, col in columns.items():
+            if col in dataset.columns:
+                raise DataError(f"input already has a column {col!r}: drop it before scoring")
+            outputs[col] = (lambda preds, extra_arrays, n, _key=keys[arm]: preds(_key))
+        enc_cols = self.encoding.encoded_columns
+        with_enc = dataset.select("*", *self.encoding.encoded_exprs(dataset))
+        scored, _ = score_boosters(with_enc, enc_cols, self.boosters, outputs, [])
+        return scored.drop(*enc_cols)
+
     def predict_arrays(self, x) -> Dict[str, np.ndarray]:
         """Uplift per arm for an already encoded numpy matrix (driver-side checks and small references)."""
         from .scoring import predict_key

@@ -36,6 +36,11 @@ class SLearnerModel(UpliftModel):
         base = preds(f"{BOOSTER}@0")
         return {arm: preds(f"{BOOSTER}@{code}") - base for arm, code in spec["arm_codes"].items()}
 
+    def outcome_mean_keys(self) -> Dict[str, str]:
+        """f(x, k): the pooled booster with the arm feature set to each arm's code (control 0)."""
+        codes = {self.control_arm: 0, **self.spec()["arm_codes"]}
+        return {arm: f"{BOOSTER}@{code}" for arm, code in codes.items()}
+
     def feature_importance(self):
         """Gain per feature of the one pooled booster, repeated for every treatment arm (the report
         slices importance by arm); the arm feature's gain is listed as ``treatment_arm``."""

@@ -16,7 +16,7 @@ eligibility flags (no history yet: nobody is capped).
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from ..errors import PolicyError
 from ..logs import get_logger
@@ -30,7 +30,7 @@ from ..schemas import conform, slug, uplift_column
 from .calibrate_values import CALIBRATED_COLUMNS, add_calibrated, calibrated_uplift_frame, calibration_maps, \
     summary_with_calibration
 from .context import RunContext
-from .score import load_population
+from .score import cost_model_outcomes, load_population
 
 log = get_logger("decide")
 
@@ -47,10 +47,12 @@ def _treatment_arms(ctx: RunContext, scores) -> List[str]:
 
 
 def wide_scores(scores, treatment_arms: List[str], risk_outcome: Optional[str] = None,
-                guardrail_outcomes: Sequence[str] = ()):
+                guardrail_outcomes: Sequence[str] = (), mean_outcomes: Optional[Dict[str, List[str]]] = None):
     """One row per customer: ``uplift_<arm>`` (and ``uplift_<arm>__<outcome>`` for the risk and the
-    guardrail outcomes) from long scores."""
+    guardrail outcomes, ``mu_<arm>__<outcome>`` for expected-cost models) from long scores."""
     from pyspark.sql import functions as F
+
+    from ..policy.costs import outcome_mu_column
 
     aggs = [F.max(F.when(F.col("arm") == arm, F.col("uplift"))).alias(uplift_column(arm)) for arm in treatment_arms]
     seen = set()
@@ -64,6 +66,12 @@ def wide_scores(scores, treatment_arms: List[str], risk_outcome: Optional[str] =
                               "outcome's model")
         aggs += [F.max(F.when(F.col("arm") == arm, F.col(col))).alias(outcome_uplift_column(arm, outcome))
                  for arm in treatment_arms]
+    for outcome, arms in (mean_outcomes or {}).items():
+        col = f"mu_{slug(outcome)}"
+        if col not in scores.columns:
+            raise PolicyError(f"policy.arms.{arms[0]}.cost: scores have no {col!r} column (the predicted "
+                              f"{outcome!r} per arm): rerun score with this policy config")
+        aggs += [F.max(F.when(F.col("arm") == arm, F.col(col))).alias(outcome_mu_column(arm, outcome)) for arm in arms]
     return scores.groupBy("customer_id").agg(*aggs)
 
 
@@ -121,7 +129,8 @@ def run(ctx: RunContext, population: Optional[str] = None, as_of: Optional[str] 
     arms = policy_arms(p, treatment_arms)
     check_constraints(p, arms)
     risk = p.risk.outcome if (p.risk.outcome and p.risk.weight > 0) else None
-    wide = wide_scores(scores, treatment_arms, risk, [g.outcome for g in p.guardrails])
+    wide = wide_scores(scores, treatment_arms, risk, [g.outcome for g in p.guardrails],
+                       cost_model_outcomes(p, arms))
     if has_rules(p, arms):
         flags = eligibility_flags(load_population(ctx, population), p, arms)
         wide = wide.join(flags, "customer_id", "left")

@@ -17,6 +17,7 @@ from ..errors import DataError, ModelError
 from ..io.sources import read_input
 from ..logs import get_logger
 from ..policy import add_values, outcome_uplift_column, policy_arms, value_column
+from ..policy.value import economics
 from ..schemas import conform, slug, uplift_column
 from .context import RunContext
 
@@ -77,12 +78,35 @@ def choose_models(manifest: dict, learner: str, outcomes: List[str], preference=
     return out
 
 
-def score_population(population, models: Dict[str, object], policy_outcome: str, policy_cfg, treatment_arms):
+def cost_model_outcomes(policy_cfg, arms: List[str]) -> Dict[str, List[str]]:
+    """outcome → policy arms whose cost is an expected cost ``{face, outcome}`` of that outcome."""
+    from ..config import CostModel
+    from ..policy.costs import cost_spec
+
+    out: Dict[str, List[str]] = {}
+    for arm in arms:
+        spec = cost_spec(economics(policy_cfg, arm), arm)
+        if isinstance(spec, CostModel):
+            out.setdefault(spec.outcome, []).append(arm)
+    return out
+
+
+def score_population(population, models: Dict[str, object], policy_outcome: str, policy_cfg, treatment_arms,
+                     mean_outcomes: Optional[Dict[str, List[str]]] = None):
     """Wide scores: ``uplift_<arm>`` (policy outcome), ``uplift_<arm>__<outcome>`` for every scored
-    outcome, ``value_<arm>`` for policy arms. ``models``: outcome → fitted model with ``transform``."""
+    outcome, ``mu_<arm>__<outcome>`` (predicted outcome under the arm) for the outcomes of expected-cost
+    models (``mean_outcomes``: outcome → arms), ``value_<arm>`` for policy arms. ``models``: outcome →
+    fitted model with ``transform``."""
     from pyspark.sql import functions as F
 
+    from ..policy.costs import outcome_mu_column
+
     wide = population
+    for outcome, arms in (mean_outcomes or {}).items():
+        if outcome not in models:
+            raise ModelError(f"policy.arms.{arms[0]}.cost: no saved model for outcome {outcome!r} "
+                             "(add it to model.outcomes / data.outcomes)")
+        wide = models[outcome].transform_outcome_means(wide, {a: outcome_mu_column(a, outcome) for a in arms})
     for outcome, model in models.items():
         scored = model.transform(wide)
         for arm in treatment_arms:
@@ -96,14 +120,21 @@ def score_population(population, models: Dict[str, object], policy_outcome: str,
     return add_values(wide, policy_cfg, treatment_arms)
 
 
-def to_long(wide, treatment_arms, outcomes: List[str], policy_arm_list: List[str]):
-    """customer × arm rows (explode of a small per-row array: no shuffle)."""
+def to_long(wide, treatment_arms, outcomes: List[str], policy_arm_list: List[str],
+            mean_outcomes: Optional[Dict[str, List[str]]] = None):
+    """customer × arm rows (explode of a small per-row array: no shuffle); ``mu_<outcome>`` for the
+    outcomes of expected-cost models (null for arms without that cost)."""
     from pyspark.sql import functions as F
+
+    from ..policy.costs import outcome_mu_column
 
     structs = []
     for arm in treatment_arms:
         fields = [F.lit(arm).alias("arm"), F.col(uplift_column(arm)).cast("double").alias("uplift")]
         fields += [F.col(outcome_uplift_column(arm, o)).cast("double").alias(f"uplift_{slug(o)}") for o in outcomes]
+        for o, arms in (mean_outcomes or {}).items():
+            mu = F.col(outcome_mu_column(arm, o)) if arm in arms else F.lit(None)
+            fields.append(mu.cast("double").alias(f"mu_{slug(o)}"))
         value = F.col(value_column(arm)) if arm in policy_arm_list else F.lit(None)
         fields.append(value.cast("double").alias("value"))
         structs.append(F.struct(*fields))
@@ -123,13 +154,15 @@ def run(ctx: RunContext, population: Optional[str] = None, **_) -> dict:
     outcomes = [main]
     if cfg.policy.risk.outcome and cfg.policy.risk.outcome not in outcomes:
         outcomes.append(cfg.policy.risk.outcome)
+    means = cost_model_outcomes(cfg.policy, arms)
+    outcomes += [o for o in means if o not in outcomes]  # a missing model: clear error in choose_models
     outcomes += [o for o in cfg.model.outcomes if o not in outcomes and
                  any(e.get("outcome") == o for e in manifest.get("models", []))]
     entries = choose_models(manifest, cfg.policy.learner, outcomes, tuple(cfg.model.learners) or ("t", "x"))
     models = {o: load_entry(ctx.model_dir, e) for o, e in entries.items()}
     pop = load_population(ctx, population)
-    wide = score_population(pop, models, main, cfg.policy, treatment_arms)
-    long = to_long(wide, treatment_arms, outcomes, arms)
+    wide = score_population(pop, models, main, cfg.policy, treatment_arms, means)
+    long = to_long(wide, treatment_arms, outcomes, arms, means)
     scored_at = datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None)
     version = str(manifest.get("model_version") or ctx.run_id)
     scores = long.select(
