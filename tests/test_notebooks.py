@@ -63,7 +63,7 @@ def test_notebooks_run_top_to_bottom(spark, tmp_path, monkeypatch):
     assert spaces["03"]["curves"].count() > 0 and "Qini" in open(report[0], encoding="utf-8").read()
     # 04: decisions use only configured actions
     actions = {r["action"] for r in spaces["04"]["decisions"].select("action").distinct().collect()}
-    assert actions and actions <= {"control", "email_a", "email_b", "discount"}
+    assert actions and actions <= {"none", "email_a", "email_b", "discount"}  # "none": do nothing
     # 05: one finite validation Qini AUC per grid point
     if "05" in spaces:
         nb = spaces["05"]
