@@ -258,5 +258,12 @@ def linear(mom: Moments, weights: Dict[int, float], ci_level: float = 0.95) -> E
     return delta(mom, lambda mean: (float(g @ mean), g), ci_level)
 
 
-__all__ = ["aipw_scores", "ipw_scores", "outcome_weights", "policy_columns", "Moments", "Estimate", "Layout",
+__all__ = ["p_text", "aipw_scores", "ipw_scores", "outcome_weights", "policy_columns", "Moments", "Estimate", "Layout",
            "value", "difference", "linear", "finish", "delta", "z_value", "ESTIMATORS"]
+
+
+def p_text(p_value: float) -> str:
+    """``p=0.031`` for display; a p-value that underflows to 0 reads ``p<1e-15`` rather than ``p=0``."""
+    if p_value != p_value:  # NaN: no test
+        return "p=n/a"
+    return "p<1e-15" if p_value < 1e-15 else f"p={p_value:.3g}"

@@ -32,7 +32,7 @@ import numpy as np
 from ..errors import DataError, ModelError, PolicyError
 from ..evaluation import cost_curves as cc
 from ..evaluation.policy_scan import ScoreSpec, curve_thresholds, score_moments, segments
-from ..evaluation.policy_value import Moments, difference, linear, value
+from ..evaluation.policy_value import Moments, difference, linear, p_text, value
 from ..logs import get_logger
 from ..policy import decide, policy_arms
 from ..policy.decide import check_constraints
@@ -499,7 +499,7 @@ def _summarize(run_id, split, mom: Moments, lay, spec: ScoreSpec, grid, share, p
     budget_txt = "its constraints" if budget is None else f"a budget of {budget / share:,.0f}"
     sentence = (f"At {budget_txt} the policy earns {gain.estimate:+.4f} per customer ({pct}% CI {gain.ci_low:.4f} "
                 f"to {gain.ci_high:.4f}); random at equal spend earns {rnd.estimate:+.4f}; difference "
-                f"{dif.estimate:+.4f} (CI {dif.ci_low:.4f} to {dif.ci_high:.4f}, p={dif.p_value:.3g}) "
+                f"{dif.estimate:+.4f} (CI {dif.ci_low:.4f} to {dif.ci_high:.4f}, {p_text(dif.p_value)}) "
                 f"[{split}, {int(n)} customers, AIPW]")
     if "policy" in predicted:
         sentence += f"; the models predicted {predicted['policy']:+.4f}"

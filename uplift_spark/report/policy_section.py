@@ -10,6 +10,7 @@ from typing import Optional, Tuple
 
 import pandas as pd
 
+from ..evaluation.policy_value import p_text
 from . import templating
 
 TITLE = "Does the policy beat the alternatives?"
@@ -58,7 +59,7 @@ def policy_sentence(ev: pd.DataFrame, split: str, ci_level: float = 0.95) -> Opt
     return (f"At {at} the policy earns {gain['estimate']:+.4f} per customer ({pct}% CI {gain['ci_low']:.4f} to "
             f"{gain['ci_high']:.4f}); mailing the same number of random customers earns {rnd['estimate']:+.4f}; "
             f"the difference is {dif['estimate']:+.4f} (CI {dif['ci_low']:.4f} to {dif['ci_high']:.4f}, "
-            f"p={dif['p_value']:.3g}). Held-out split {split}, AIPW, budget scaled to the split's share.")
+            f"{p_text(dif['p_value'])}). Held-out split {split}, AIPW, budget scaled to the split's share.")
 
 
 def value_sentence(summary: Optional[pd.DataFrame], ci_level: float = 0.95) -> Optional[str]:
