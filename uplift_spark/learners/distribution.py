@@ -10,7 +10,6 @@ distributed backend (SynapseML, or barrier where SynapseML is absent).
 
 from __future__ import annotations
 
-import dataclasses
 from typing import List, Sequence
 
 from ..errors import ModelError
@@ -66,15 +65,9 @@ class DistributionTrainer(Trainer):
 
     def train_many(self, specs: Sequence[BoosterSpec]) -> List[TrainedBooster]:
         """Per-task boosters side by side in one Spark job; distributed ones one after the other."""
-        owned, ready = [], []
         results: List[TrainedBooster] = [None] * len(specs)  # type: ignore[list-item]
+        ready, owned = self._lay_out(specs)
         try:
-            for s in specs:
-                frame, own = self._frame(s.frame, s.label_col, s.feature_cols, s.objective, s.valid_col,
-                                         s.weight_col)
-                if own:
-                    owned.append(frame)
-                ready.append(dataclasses.replace(s, frame=frame))
             per = [i for i, s in enumerate(ready) if s.frame.strategy == PER_TASK]
             if per:
                 for i, res in zip(per, self.per_task.run([ready[i] for i in per])):

@@ -13,7 +13,6 @@ boosters' ``coalesce(1)`` inputs, so partition ``i`` of ONE ``mapInPandas`` job 
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from functools import reduce
 from typing import Dict, List, Sequence
@@ -139,14 +138,8 @@ class PerTaskTrainer(Trainer):
                                      categorical_indexes, valid_col, weight_col)])[0]
 
     def train_many(self, specs: Sequence[BoosterSpec]) -> List[TrainedBooster]:
-        owned, ready = [], []
+        ready, owned = self._lay_out(specs)
         try:
-            for s in specs:
-                frame, own = self._frame(s.frame, s.label_col, s.feature_cols, s.objective, s.valid_col,
-                                         s.weight_col)
-                if own:
-                    owned.append(frame)
-                ready.append(dataclasses.replace(s, frame=frame))
             results = self.run(ready)
         finally:
             for frame in owned:

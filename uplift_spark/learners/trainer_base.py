@@ -10,6 +10,7 @@ that trains ONE booster on a :class:`~uplift_spark.learners.frames.TrainingFrame
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -130,6 +131,24 @@ class Trainer:
         after the other; a backend that can train them side by side (per_task) overrides it."""
         return [self.train(s.frame, s.label_col, s.feature_cols, s.feature_names, s.objective,
                            s.categorical_indexes, s.valid_col, s.weight_col) for s in specs]
+
+    def _lay_out(self, specs: Sequence[BoosterSpec]) -> Tuple[List[BoosterSpec], List[TrainingFrame]]:
+        """``(specs with their frames laid out, the frames this call created)``; the caller unpersists
+        the second list (here too, if laying out one of them fails)."""
+        owned: List[TrainingFrame] = []
+        ready: List[BoosterSpec] = []
+        try:
+            for s in specs:
+                frame, own = self._frame(s.frame, s.label_col, s.feature_cols, s.objective, s.valid_col,
+                                         s.weight_col)
+                if own:
+                    owned.append(frame)
+                ready.append(dataclasses.replace(s, frame=frame))
+        except Exception:
+            for frame in owned:
+                frame.unpersist()
+            raise
+        return ready, owned
 
     def how_trained(self, model_str: str) -> Optional[TrainedBooster]:
         """The :class:`TrainedBooster` this trainer returned with ``model_str`` (None if none)."""
