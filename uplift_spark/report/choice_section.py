@@ -7,11 +7,12 @@ Kept apart from the main template (like :mod:`.policy_section`) so any layout ca
 
 from __future__ import annotations
 
-import html
 import json
 from typing import Mapping, Optional
 
 import pandas as pd
+
+from . import templating
 
 TITLE = "Which model, and what drives the effect?"
 
@@ -67,24 +68,25 @@ def choice_body(data: Mapping) -> str:
         return ""
     parts = []
     if sel:
-        scores = ", ".join(f"{html.escape(str(k))}: {_fmt(v)}" for k, v in (sel.get("scores") or {}).items())
-        parts.append(f"<p>Deployed with <code>policy.learner: auto</code>: <b>{html.escape(str(sel.get('learner')))}"
-                     f"</b>, the best mean {html.escape(str(sel.get('metric')))} of "
-                     f"{html.escape(str(sel.get('outcome')))} on the {html.escape(str(sel.get('split')))} split "
-                     f"over arms {html.escape(', '.join(sel.get('arms') or []))} ({scores}).</p>")
+        scores = ", ".join(f"{templating.esc(str(k))}: {_fmt(v)}" for k, v in (sel.get("scores") or {}).items())
+        parts.append(f"<p>Deployed with <code>policy.learner: auto</code>: <b>{templating.esc(str(sel.get('learner')))}"
+                     f"</b>, the best mean {templating.esc(str(sel.get('metric')))} of "
+                     f"{templating.esc(str(sel.get('outcome')))} on the {templating.esc(str(sel.get('split')))} split "
+                     f"over arms {templating.esc(', '.join(sel.get('arms') or []))} ({scores}).</p>")
     if not grid.empty:
-        body = "".join(
-            f"<tr><td>{html.escape(str(r.learner))}</td><td>{html.escape(r.params)}</td><td>{_fmt(r.score)}</td>"
-            f"<td>{'✔' if r.chosen else ''}</td></tr>" for r in grid.itertuples())
-        parts.append("<table><tr><th>learner</th><th>LightGBM settings (over the configured)</th>"
-                     f"<th>validation score</th><th>kept</th></tr>{body}</table>")
+        parts.append(templating.table(
+            [{"text": h} for h in ("learner", "LightGBM settings (over the configured)", "validation score", "kept")],
+            [{"cells": [{"kind": "text", "text": r.learner}, {"kind": "text", "text": r.params},
+                        {"kind": "num", "text": _fmt(r.score)}, {"kind": "text", "text": "✔" if r.chosen else ""}]}
+             for r in grid.itertuples()]))
     if not drivers.empty:
-        body = "".join(
-            f"<tr><td>{html.escape(str(r.arm))}</td><td>{int(r.rank)}</td><td>{html.escape(str(r.feature))}</td>"
-            f"<td>{_fmt(r.gain_share)}</td><td>{_fmt(r.surrogate_r2)}</td></tr>" for r in drivers.itertuples())
         parts.append("<p>What changes the predicted effect (gain share of a surrogate model of the predicted "
-                     "uplift; the segments above slice these features):</p><table><tr><th>arm</th><th>rank</th>"
-                     f"<th>feature</th><th>gain share</th><th>surrogate R²</th></tr>{body}</table>")
+                     "uplift; the segments above slice these features):</p>")
+        parts.append(templating.table(
+            [{"text": h} for h in ("arm", "rank", "feature", "gain share", "surrogate R²")],
+            [{"cells": [{"kind": "text", "text": r.arm}, {"kind": "num", "text": str(int(r.rank))},
+                        {"kind": "text", "text": r.feature}, {"kind": "num", "text": _fmt(r.gain_share)},
+                        {"kind": "num", "text": _fmt(r.surrogate_r2)}]} for r in drivers.itertuples()]))
     return "".join(parts)
 
 
