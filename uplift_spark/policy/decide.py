@@ -23,12 +23,12 @@ from .allocate import Allocation, Limits, LocalRows, Solver, choose, frame_value
 from .buckets import EXPLORE, HOLDOUT, POLICY, assign_buckets, unit_hash
 from .eligibility import add_eligibility, eligible_column
 from .frequency import FREQUENCY_CAP, apply_caps, check_channels
+from .reasons import NONE, reason_column
 from .summary import DecisionSummary
 from .value import add_values, economics, policy_arms, value_column
 
 log = get_logger("policy")
 
-NONE = "none"
 DECISION_COLUMNS = ("campaign_id", "customer_id", "action", "expected_value", "expected_uplift", "bucket",
                     "policy_action", "reason")
 
@@ -200,20 +200,13 @@ def _final_rows(frame, arms, alloc, labels):
               "n_cand int, n_elig int, frequency_cap boolean")
     out = frame.mapInPandas(assign, schema)
     c = F.col
-    policy_reason = (
-        F.when(c("action") != NONE,
-               F.when(c("action") == c("best_arm"), F.format_string("best value %.2f via %s", c("policy_value"), c("action")))
-                .otherwise(F.format_string("value %.2f via %s (best %s limited by %s)", c("policy_value"), c("action"),
-                                           c("best_arm"), c("binding"))))
-        .when(c("n_elig") == 0, F.lit("not eligible for any arm"))
-        .when(c("n_cand") == 0, F.lit("no arm above min_value"))
-        .otherwise(F.format_string("%s (best value %.2f via %s)", c("binding"), c("best_value"), c("best_arm"))))
-    reason = (F.when(c("bucket") == HOLDOUT, F.lit("holdout"))
-               .when(c(FREQUENCY_CAP) & (c("action") == NONE), F.lit(FREQUENCY_CAP))
-               .when(c("bucket") == EXPLORE,
-                     F.when(c("action") != NONE, F.concat(F.lit("explore via "), c("action")))
-                      .otherwise(F.lit("explore: not eligible for any arm")))
-               .otherwise(policy_reason))
+    capped = c(FREQUENCY_CAP) & (c("action") == NONE)
+    unchosen = (F.when(capped, F.lit(FREQUENCY_CAP))
+                .when(c("n_elig") == 0, F.lit("not eligible for any arm"))
+                .when(c("n_cand") == 0, F.lit("no arm above min_value"))
+                .otherwise(F.format_string("%s (best value %.2f via %s)", c("binding"), c("best_value"), c("best_arm"))))
+    reason = reason_column(unchosen, F.when(capped, F.lit(FREQUENCY_CAP))
+                           .otherwise(F.lit("explore: not eligible for any arm")))
     return out.withColumn("reason", reason)
 
 

@@ -28,12 +28,12 @@ from .costs import add_costs, cost_column, varies
 from .eligibility import add_eligibility, eligible_column
 from .frequency import FREQUENCY_CAP
 from .lagrange import KEY, Layout, MultiSolver, Rows, assign, business_constraints, row_columns
+from .reasons import NONE, reason_column
 from .summary import DecisionSummary
 from .value import add_values, economics, outcome_uplift_column, value_column
 
 log = get_logger("policy")
 
-NONE = "none"
 MAX_GROUPS = 1000
 
 
@@ -236,22 +236,13 @@ def _final(frame, arms, layout: Layout, alloc, cons):
               "n_rule int, guard_reason string")
     out = frame.mapInPandas(run, schema)
     c = F.col
-    policy_reason = (
-        F.when(c("action") != NONE,
-               F.when(c("action") == c("best_arm"), F.format_string("best value %.2f via %s", c("policy_value"), c("action")))
-                .otherwise(F.format_string("value %.2f via %s (best %s limited by %s)", c("policy_value"), c("action"),
-                                           c("best_arm"), c("binding"))))
-        .when(c("n_rule") == 0, F.when(c("guard_reason") == FREQUENCY_CAP, c("guard_reason"))
-              .otherwise(F.lit("ineligible")))
-        .when((c("n_elig") == 0) & c("guard_reason").isNotNull(), c("guard_reason"))
-        .when(c("n_cand") == 0, F.lit("no arm above min_value"))
-        .otherwise(F.format_string("%s (best value %.2f via %s)", c("binding"), c("best_value"), c("best_arm"))))
-    reason = (F.when(c("bucket") == HOLDOUT, F.lit("holdout"))
-               .when(c("bucket") == EXPLORE,
-                     F.when(c("action") != NONE, F.concat(F.lit("explore via "), c("action")))
-                      .when(c("guard_reason").isNotNull() & (c("n_elig") == 0), c("guard_reason"))
-                      .otherwise(F.lit("explore: not eligible for any arm")))
-               .otherwise(policy_reason))
+    unchosen = (F.when(c("n_rule") == 0, F.when(c("guard_reason") == FREQUENCY_CAP, c("guard_reason"))
+                       .otherwise(F.lit("ineligible")))
+                .when((c("n_elig") == 0) & c("guard_reason").isNotNull(), c("guard_reason"))
+                .when(c("n_cand") == 0, F.lit("no arm above min_value"))
+                .otherwise(F.format_string("%s (best value %.2f via %s)", c("binding"), c("best_value"), c("best_arm"))))
+    reason = reason_column(unchosen, F.when(c("guard_reason").isNotNull() & (c("n_elig") == 0), c("guard_reason"))
+                           .otherwise(F.lit("explore: not eligible for any arm")))
     return out.withColumn("reason", reason)
 
 
