@@ -123,6 +123,16 @@ def test_decisions_respect_budget(spark, pipeline_run, smoke_conf):
     assert buckets == {"policy", "holdout", "explore"}
 
 
+def test_calibrated_value_comes_with_an_interval(spark, pipeline_run, smoke_conf):
+    """decision_summary's total row: the calibrated value is an estimate, so it carries an interval."""
+    out, _, _ = pipeline_run
+    store = TableStore(spark, load_config(smoke_conf, output_root=out))
+    total = store.read("decision_summary", run_id=RUN_ID).where("kind = 'total'").collect()
+    assert len(total) == 1
+    t = total[0]
+    assert t["calibrated_ci_low"] < t["expected_value_calibrated"] < t["calibrated_ci_high"]
+
+
 def test_failed_gate_stops_the_run_and_writes_nothing_downstream(spark, tmp_path, hillstrom_path):
     """An experiment log with an arm the config does not know fails validation; no split is written."""
     import pandas as pd

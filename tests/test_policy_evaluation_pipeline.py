@@ -94,6 +94,20 @@ def test_calibrated_values_and_held_out_value_beside_the_predictions(spark, smok
     total = summary[summary.kind == "total"].iloc[0]
     assert total.expected_value == pytest.approx(on.expected_value.sum())
     assert total.expected_value_calibrated == pytest.approx(on.expected_value_calibrated.sum())
+    # its interval: each arm's SE from the calibration bins (NumPy hat weights of the contacts' predictions),
+    # added over arms, × the normal quantile
+    from scipy.stats import norm
+
+    from uplift_spark.pipelines.calibrate_values import calibration_maps
+    from uplift_spark.policy import calibration as cal
+
+    maps, _ = calibration_maps(_ctx(spark, cfg), list(cfg.data.treatment_arms))
+    se = sum(abs(benefit[a]) * m.sum_se(cal.hat_weights(on.expected_uplift[on.action == a].to_numpy(),
+                                                         m.predicted).sum(axis=0)) for a, m in maps.items())
+    z = norm.ppf(0.5 + cfg.policy_evaluation.ci_level / 2)
+    assert se > 0
+    assert total.calibrated_ci_low == pytest.approx(total.expected_value_calibrated - z * se, rel=1e-9)
+    assert total.calibrated_ci_high == pytest.approx(total.expected_value_calibrated + z * se, rel=1e-9)
     ev = store.read("policy_evaluation", run_id=RUN_ID).toPandas()
     gain = ev[(ev.split == "test") & (ev.policy == "policy") & (ev.baseline == "nobody") & (ev.estimator == "aipw")
               & (ev.metric == "gain")].iloc[0]

@@ -286,10 +286,12 @@ def test_report_section_states_policy_vs_random():
         dict(kind="allocation", expected_value=600.0, expected_value_calibrated=150.0, held_out_value=None,
              held_out_ci_low=None, held_out_ci_high=None, held_out_split=None),
         dict(kind="total", expected_value=1300.0, expected_value_calibrated=350.0, held_out_value=320.0,
-             held_out_ci_low=-100.0, held_out_ci_high=740.0, held_out_split="test")])
+             held_out_ci_low=-100.0, held_out_ci_high=740.0, held_out_split="test", calibrated_ci_low=50.0,
+             calibrated_ci_high=650.0)])
     body, _ = policy_section(ev, curves, summary=summary)
     import html
 
     body = html.unescape(body)
-    assert ("predicted value is +1,300.00 (the models' own prediction); calibrated on held-out data it is +350.00; "
+    assert ("predicted value is +1,300.00 (the models' own prediction); calibrated on held-out data it is +350.00 "
+            "(95% CI 50.00 to 650.00); "
             "the held-out estimate of the policy's gain is +320.00 (95% CI -100.00 to 740.00, split test)") in body

@@ -79,14 +79,15 @@ TABLE_COLUMNS: Dict[str, Tuple[Tuple[str, str], ...]] = {
     # excluded by the per-customer threshold, no multiplier); kind "total": all contacts. expected_* are
     # model predictions, expected_*_calibrated the calibrated sums; held_out_* (total row, written by
     # evaluate-policy) = the held-out AIPW estimate of the policy's gain over treating nobody on
-    # held_out_split, per customer × the decided population.
+    # held_out_split, per customer × the decided population; calibrated_ci_* (total row) = the interval of
+    # expected_value_calibrated from the calibration bins' sampling noise.
     "decision_summary": (
         ("run_id", "string"), ("campaign_id", "string"), ("kind", "string"), ("bucket", "string"),
         ("action", "string"), ("customers", "long"), ("cost", "double"), ("expected_uplift", "double"),
         ("expected_value", "double"), ("constraint", "string"), ("used", "double"), ("limit", "double"),
         ("multiplier", "double"), ("expected_uplift_calibrated", "double"), ("expected_value_calibrated", "double"),
         ("held_out_value", "double"), ("held_out_ci_low", "double"), ("held_out_ci_high", "double"),
-        ("held_out_split", "string"),
+        ("held_out_split", "string"), ("calibrated_ci_low", "double"), ("calibrated_ci_high", "double"),
     ),
     # publishing (``uplift-spark publish``). contact_history: one row per contacted or holdout customer of
     # a published run (action = the arm, or "holdout": not contacted), across campaigns; what frequency

@@ -8,13 +8,16 @@ so ``decide``'s allocation is untouched.
   held-out calibration; ``expected_value_calibrated`` = ``expected_value`` + benefit × (calibrated −
   predicted uplift) (costs and the risk penalty as predicted); both 0 for ``none``.
 * ``decision_summary`` gains the same sums per bucket × action and one ``kind = "total"`` row (all
-  contacts); ``evaluate-policy`` fills that row's ``held_out_*`` columns with its AIPW estimate of the
+  contacts) with the interval of its calibrated value (``calibrated_ci_*``: the calibration is itself an
+  estimate from a few thousand held-out customers, and isotonic fits lean upward at the top); ``evaluate-policy`` fills that row's ``held_out_*`` columns with its AIPW estimate of the
   policy's gain on a held-out split, scaled to the decided population (it runs after ``decide``).
 """
 
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
 
 from ..errors import DataError, PolicyError
 from ..logs import get_logger
@@ -27,6 +30,7 @@ log = get_logger("calibrate_values")
 
 CALIBRATED_COLUMNS = ("expected_uplift_calibrated", "expected_value_calibrated")
 HELD_OUT_COLUMNS = ("held_out_value", "held_out_ci_low", "held_out_ci_high", "held_out_split")
+CALIBRATED_CI_COLUMNS = ("calibrated_ci_low", "calibrated_ci_high")
 
 
 def calibration_maps(ctx: RunContext, treatment_arms: Sequence[str]) -> Tuple[Optional[Dict[str, ArmCalibration]], str]:
@@ -145,8 +149,43 @@ def add_calibrated(decisions, maps: Optional[Dict[str, ArmCalibration]], policy_
     return out.withColumn(CALIBRATED_COLUMNS[1], F.col("expected_value") + delta)
 
 
-def summary_with_calibration(spark, summary_df, written_decisions):
-    """``decision_summary`` rows + calibrated sums per bucket × action + the ``total`` row (all contacts).
+def calibrated_value_interval(written_decisions, maps: Optional[Dict[str, ArmCalibration]], policy_cfg,
+                              arms: Sequence[str], ci_level: float) -> Tuple[Optional[float], Optional[float]]:
+    """Interval of the contacts' total ``expected_value_calibrated`` from the calibration's own noise.
+
+    Costs are known, so only benefit_k × Σ calibrated uplift_k varies; each arm's SE comes from its bins
+    (:meth:`ArmCalibration.sum_se`) and the arms' SEs are added, not squared (their bins share the
+    control customers, so they are not independent: the sum is the bound that holds whatever their
+    correlation). One aggregation of the decisions: arms × knots numbers reach the driver.
+    """
+    from pyspark.sql import functions as F
+    from scipy.stats import norm
+
+    if not maps:
+        return None, None
+    aggs = []
+    for k, a in enumerate(arms):
+        if a in maps:
+            aggs += [F.sum(F.when(F.col("action") == a, h).otherwise(0.0)).alias(f"h{k}_{j}")
+                     for j, h in enumerate(maps[a].hat_expressions(F.col("expected_uplift")))]
+    if not aggs:
+        return None, None
+    row = written_decisions.agg(*aggs).first().asDict()
+    se = 0.0
+    for k, a in enumerate(arms):
+        if a in maps:
+            knots = [row[f"h{k}_{j}"] or 0.0 for j in range(len(maps[a].predicted))]
+            se += abs(float(economics(policy_cfg, a).benefit)) * maps[a].sum_se(knots)
+    total = written_decisions.where(F.col("action") != "none").agg(F.sum(CALIBRATED_COLUMNS[1])).first()[0]
+    if total is None or not np.isfinite(se):
+        return None, None
+    z = float(norm.ppf(0.5 + ci_level / 2))
+    return float(total) - z * se, float(total) + z * se
+
+
+def summary_with_calibration(spark, summary_df, written_decisions, interval: Tuple[Optional[float], Optional[float]] = (None, None)):
+    """``decision_summary`` rows + calibrated sums per bucket × action + the ``total`` row (all contacts),
+    whose ``calibrated_ci_low``/``calibrated_ci_high`` are ``interval`` (:func:`calibrated_value_interval`).
 
     Sums come from one aggregation of the written decisions (bucket × action rows reach the driver).
     """
@@ -156,12 +195,13 @@ def summary_with_calibration(spark, summary_df, written_decisions):
            .agg(F.sum(CALIBRATED_COLUMNS[0]).alias(CALIBRATED_COLUMNS[0]),
                 F.sum(CALIBRATED_COLUMNS[1]).alias(CALIBRATED_COLUMNS[1])))
     out = summary_df.join(agg, ["bucket", "action"], "left")
-    for c in HELD_OUT_COLUMNS:
+    for c in HELD_OUT_COLUMNS + CALIBRATED_CI_COLUMNS:
         out = out.withColumn(c, F.lit(None).cast("string" if c == "held_out_split" else "double"))
     alloc = out.where((F.col("kind") == "allocation") & (F.col("action") != "none"))
     sums = ["customers", "cost", "expected_uplift", "expected_value", *CALIBRATED_COLUMNS]
     total = alloc.groupBy("run_id", "campaign_id").agg(*[F.sum(c).alias(c) for c in sums])
-    total = total.select("*", F.lit("total").alias("kind"))
+    total = total.select("*", F.lit("total").alias("kind"),
+                         *[F.lit(v).cast("double").alias(c) for c, v in zip(CALIBRATED_CI_COLUMNS, interval)])
     return out.unionByName(total, allowMissingColumns=True)
 
 
@@ -199,5 +239,6 @@ def with_held_out(store, run_id: str, headline: Dict[str, dict], population: int
     return store.write(df, "decision_summary", run_id)
 
 
-__all__: List[str] = ["calibration_maps", "calibrated_uplift_frame", "add_calibrated", "summary_with_calibration",
-                      "with_held_out", "CALIBRATED_COLUMNS", "HELD_OUT_COLUMNS"]
+__all__: List[str] = ["calibration_maps", "calibrated_uplift_frame", "add_calibrated", "calibrated_value_interval",
+                      "summary_with_calibration", "with_held_out", "CALIBRATED_COLUMNS", "CALIBRATED_CI_COLUMNS",
+                      "HELD_OUT_COLUMNS"]

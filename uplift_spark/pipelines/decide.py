@@ -27,8 +27,8 @@ from ..policy.eligibility import eligible_column, has_rules, rule_expression
 from ..policy.frequency import as_of_time, capped_flags, rule_names
 from ..policy.value import economics
 from ..schemas import conform, slug, uplift_column
-from .calibrate_values import CALIBRATED_COLUMNS, add_calibrated, calibrated_uplift_frame, calibration_maps, \
-    summary_with_calibration
+from .calibrate_values import CALIBRATED_CI_COLUMNS, CALIBRATED_COLUMNS, add_calibrated, calibrated_uplift_frame, \
+    calibrated_value_interval, calibration_maps, summary_with_calibration
 from .context import RunContext
 from .score import cost_model_outcomes, load_population
 
@@ -162,15 +162,17 @@ def run(ctx: RunContext, population: Optional[str] = None, as_of: Optional[str] 
                                      .withColumn("decided_at", F.lit(decided_at).cast("timestamp")), "decisions")
         loc = ctx.store.write(decisions, "decisions", ctx.run_id)
         written = ctx.store.read("decisions", run_id=ctx.run_id)
-        summary_df = conform(summary_with_calibration(ctx.spark, summary.to_dataframe(ctx.spark, ctx.run_id), written),
-                             "decision_summary")
-        totals = summary_df.where(F.col("kind") == "total").select(*CALIBRATED_COLUMNS).collect()
+        interval = calibrated_value_interval(written, maps, p, arms, ctx.cfg.policy_evaluation.ci_level)
+        summary_df = conform(summary_with_calibration(ctx.spark, summary.to_dataframe(ctx.spark, ctx.run_id), written,
+                                                      interval), "decision_summary")
+        totals = summary_df.where(F.col("kind") == "total").select(*CALIBRATED_COLUMNS, *CALIBRATED_CI_COLUMNS).collect()
         loc_summary = ctx.store.write(summary_df, "decision_summary", ctx.run_id)
     finally:
         wide.unpersist()
     out = summary.to_dict()
     if totals:
-        out.update({c: None if totals[0][c] is None else round(float(totals[0][c]), 4) for c in CALIBRATED_COLUMNS})
+        out.update({c: None if totals[0][c] is None else round(float(totals[0][c]), 4)
+                    for c in CALIBRATED_COLUMNS + CALIBRATED_CI_COLUMNS})
     out["calibrated"] = bool(p.calibrated)
     out.update({"table": loc, "summary_table": loc_summary, "campaign_id": p.campaign_id})
     log.info("decide: %d contacts, expected value %.2f (calibrated %s); multiplier search: %d passes over the population "

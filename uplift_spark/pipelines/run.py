@@ -85,6 +85,10 @@ def _short(summary, limit: int = 220) -> str:
     return text[:limit] + ("…" if len(text) > limit else "")
 
 
+def _num(value) -> str:
+    return "?" if value is None else f"{float(value):,.2f}"
+
+
 def _headlines(stages: Dict[str, object]) -> List[str]:
     """The few numbers a person looks for first: model quality on test, the decision, the drift."""
     lines = []
@@ -94,9 +98,13 @@ def _headlines(stages: Dict[str, object]) -> List[str]:
             lines.append(f"{item.get('metric')} {key}: {item['value']:.4f}")
     decide = stages.get("decide") or {}
     if decide:
-        lines.append(f"decisions: {decide.get('contacts')} contacts, cost {decide.get('cost')}, "
-                     f"expected value {decide.get('expected_value')} (models' prediction; calibrated on held-out "
-                     f"data {decide.get('expected_value_calibrated')}) ({decide.get('policy')} policy)")
+        line = (f"decisions: {decide.get('contacts')} contacts, cost {_num(decide.get('cost'))}, expected value "
+                f"{_num(decide.get('expected_value'))} (models' prediction")
+        if decide.get("expected_value_calibrated") is not None:
+            line += f"; calibrated on held-out data {_num(decide.get('expected_value_calibrated'))}"
+            if decide.get("calibrated_ci_low") is not None:
+                line += f", CI {_num(decide['calibrated_ci_low'])} to {_num(decide['calibrated_ci_high'])}"
+        lines.append(line + f") ({decide.get('policy')} policy)")
     policy_eval = stages.get("evaluate-policy") or {}
     for split, item in sorted((policy_eval.get("headline") or {}).items()):
         if isinstance(item, dict) and item.get("sentence"):

@@ -71,10 +71,12 @@ def value_sentence(summary: Optional[pd.DataFrame], ci_level: float = 0.95) -> O
         return None
     t = total.iloc[0]
     text = f"The decisions' predicted value is {t['expected_value']:+,.2f} (the models' own prediction)"
+    pct = int(round(ci_level * 100))
     if pd.notna(t.get("expected_value_calibrated")):
         text += f"; calibrated on held-out data it is {t['expected_value_calibrated']:+,.2f}"
+        if pd.notna(t.get("calibrated_ci_low")):
+            text += f" ({pct}% CI {t['calibrated_ci_low']:,.2f} to {t['calibrated_ci_high']:,.2f})"
     if pd.notna(t.get("held_out_value")):
-        pct = int(round(ci_level * 100))
         text += (f"; the held-out estimate of the policy's gain is {t['held_out_value']:+,.2f} ({pct}% CI "
                  f"{t['held_out_ci_low']:,.2f} to {t['held_out_ci_high']:,.2f}, split {t['held_out_split']})")
     return text + "."
