@@ -47,13 +47,62 @@ _ENGINE_COUNTS = {}
 
 
 def _jobs_started(session) -> int:
-    ids = session.sparkContext.statusTracker().getJobIdsForGroup(None)
-    return max(ids) + 1 if ids else 0
+    # every job, whatever its job group (the status tracker keeps only recent jobs of no group)
+    return int(session.sparkContext._jsc.sc().dagScheduler().numTotalJobs())
+
+
+def pytest_sessionfinish(session):
+    # under pytest-xdist each worker has its own Spark session: hand its count to the controller
+    if _ENGINE_COUNTS and hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["spark_jobs"] = _ENGINE_COUNTS["spark_jobs"]
+
+
+def pytest_testnodedown(node, error):
+    jobs = getattr(node, "workeroutput", {}).get("spark_jobs")
+    if jobs is not None:
+        _ENGINE_COUNTS.setdefault("workers", []).append(jobs)
+
+
+_JOBS_PER_TEST = {}
+
+
+def _active_jobs():
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    return _jobs_started(session) if session is not None else 0
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Spark jobs each test started, its fixtures' set-up included (``UPLIFT_TEST_JOBS=1``: the summary
+    lists the heaviest tests; jobs, unlike seconds, do not depend on the machine's load)."""
+    before = _active_jobs()
+    yield
+    _JOBS_PER_TEST[item.nodeid] = _active_jobs() - before
 
 
 def pytest_terminal_summary(terminalreporter):
-    if _ENGINE_COUNTS:
+    if os.environ.get("UPLIFT_TEST_JOBS"):
+        for nodeid, jobs in sorted(_JOBS_PER_TEST.items(), key=lambda kv: -kv[1])[:40]:
+            terminalreporter.write_line(f"{jobs:6d} jobs  {nodeid}")
+    if "workers" in _ENGINE_COUNTS:
+        per = _ENGINE_COUNTS["workers"]
+        terminalreporter.write_line(f"spark sessions: {sum(per)} Spark jobs in {len(per)} workers "
+                                    f"({' + '.join(map(str, per))})")
+    elif "spark_jobs" in _ENGINE_COUNTS:
         terminalreporter.write_line(f"spark session: {_ENGINE_COUNTS['spark_jobs']} Spark jobs")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    """Groups for pytest-xdist's ``--dist loadgroup`` (``scripts/test.sh`` runs one worker per core): the
+    tests of a file stay on one worker, so module fixtures are built once and tests that read what an
+    earlier one wrote still see it; every test that reads the shared smoke run joins one group, so the
+    run happens once, not once per worker."""
+    for item in items:
+        group = "smoke_run" if "smoke_run" in getattr(item, "fixturenames", ()) else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")

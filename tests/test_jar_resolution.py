@@ -74,3 +74,24 @@ cat "{log}" >&2
     assert len(lines) == 2 and "delta-spark" in lines[0] and str(tmp_path / "jars") in lines[0]
     assert "2 jars, 2 MB" in lines[1]
     assert "Ivy" not in err and "resolving dependencies" not in err
+
+
+def test_sessions_started_side_by_side_resolve_once(tmp_path):
+    """Two processes needing the jars at once (two test workers, two notebooks): one resolves, the
+    other waits on the lock and finds the folder filled."""
+    import subprocess
+    import sys
+
+    count = tmp_path / "resolutions"
+    body = f'''echo x >> "{count}"; sleep 1
+for a in "$@"; do case "$a" in spark.jars.ivy=*) ivy="${{a#spark.jars.ivy=}}";; esac; done
+mkdir -p "$ivy/jars"; head -c 1000 /dev/zero > "$ivy/jars/a.jar"
+'''
+    submit = _fake_submit(tmp_path, body)
+    code = ("import sys; from uplift_spark.session import ensure_jars; "
+            f"print(len(ensure_jars({str(tmp_path / 'jars')!r}, submit={submit!r})))")
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=60)[0].strip() for p in procs]
+    assert outs == ["1", "1"]
+    assert count.read_text().count("x") == 1

@@ -10,6 +10,7 @@ JARs come, in order of preference (``spark.jars: auto``):
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import importlib.util
 import json
@@ -234,8 +235,8 @@ def get_spark(cfg: Optional[SparkConfig] = None):
         conf.pop("spark.app.name", None)
     else:
         builder = SparkSession.builder.master(cfg.master)
-        if cfg.jars == "auto" and not on_databricks() and not local_jars(cfg.jars_dir):
-            resolve_jars(cfg.jars_dir)  # quiet, once; then session_conf passes the folder as spark.jars
+        if cfg.jars == "auto" and not on_databricks():
+            ensure_jars(cfg.jars_dir)  # quiet, once; then session_conf passes the folder as spark.jars
         conf = session_conf(cfg)
     for key, value in conf.items():
         builder = builder.config(key, value)
@@ -248,6 +249,37 @@ def get_spark(cfg: Optional[SparkConfig] = None):
     if _ships_package(master) and cfg.conf.get("spark.uplift.shipPackage", "true") != "false":
         ship_package(spark)
     return spark
+
+
+def ensure_jars(jars_dir: str, submit: Optional[str] = None) -> list:
+    """The pinned jars in ``jars_dir``, resolved first if the folder lacks them.
+
+    Sessions started side by side (test workers, two notebooks) resolve once: the others wait on a lock
+    and then find the folder filled, instead of starting a JVM on jar files still being copied.
+    """
+    jars = local_jars(jars_dir)
+    if jars:
+        return jars
+    with _folder_lock(jars_dir):
+        return local_jars(jars_dir) or resolve_jars(jars_dir, submit=submit)
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: str):
+    """An exclusive lock on ``<folder>.lock`` (the folder itself may not exist yet)."""
+    path = os.path.expanduser(folder).rstrip(os.sep) + ".lock"
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock (one process at a time is the user's to ensure)
+        yield
+        return
+    with open(path, "a", encoding="utf-8") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _ships_package(master: str) -> bool:

@@ -29,6 +29,7 @@ PYTHON_REQUIREMENTS = (
 
 TEST_REQUIREMENTS = (
     "pytest>=7",
+    "pytest-xdist>=3.5",      # scripts/test.sh: one test worker per core (--dist loadgroup, see tests/conftest.py)
     "deltalake>=1.0",
     "scikit-uplift==0.5.1",
 )
