@@ -55,12 +55,14 @@ def pytest_sessionfinish(session):
     # under pytest-xdist each worker has its own Spark session: hand its count to the controller
     if _ENGINE_COUNTS and hasattr(session.config, "workeroutput"):
         session.config.workeroutput["spark_jobs"] = _ENGINE_COUNTS["spark_jobs"]
+        session.config.workeroutput["jobs_per_test"] = dict(_JOBS_PER_TEST)
 
 
 def pytest_testnodedown(node, error):
-    jobs = getattr(node, "workeroutput", {}).get("spark_jobs")
-    if jobs is not None:
-        _ENGINE_COUNTS.setdefault("workers", []).append(jobs)
+    out = getattr(node, "workeroutput", {})
+    if out.get("spark_jobs") is not None:
+        _ENGINE_COUNTS.setdefault("workers", []).append(out["spark_jobs"])
+    _JOBS_PER_TEST.update(out.get("jobs_per_test") or {})
 
 
 _JOBS_PER_TEST = {}
@@ -94,17 +96,6 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(f"spark session: {_ENGINE_COUNTS['spark_jobs']} Spark jobs")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(config, items):
-    """Groups for pytest-xdist's ``--dist loadgroup`` (``scripts/test.sh`` runs one worker per core): the
-    tests of a file stay on one worker, so module fixtures are built once and tests that read what an
-    earlier one wrote still see it; every test that reads the shared smoke run joins one group, so the
-    run happens once, not once per worker."""
-    for item in items:
-        group = "smoke_run" if "smoke_run" in getattr(item, "fixturenames", ()) else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
-
-
 @pytest.fixture(scope="session")
 def hillstrom_path():
     if not os.path.isfile(HILLSTROM_CSV):
@@ -118,7 +109,9 @@ def hillstrom_path():
 # needs the tables, models or report of a full run asks for `smoke_run` instead of running stages itself:
 #     def test_x(spark, smoke_run): store = TableStore(spark, load_config(smoke_run.conf, output_root=smoke_run.out))
 # Treat its output as read-only (write elsewhere, e.g. tmp_path); `first`/`second` are the per-table row
-# counts of the run id after the first run and after the rerun.
+# counts of the run id after the first run and after the rerun. Its tests live in tests/test_pipeline_e2e.py
+# only: `scripts/test.sh` runs pytest-xdist with `--dist loadfile`, one file per worker, so a second file
+# asking for it would run the whole pipeline again on the other worker.
 SMOKE_RUN_ID = "e2e-run"
 # Sizes that make the run fast without changing what it exercises (every stage, every table, both learners).
 SMOKE_TEST_OVERRIDES = {

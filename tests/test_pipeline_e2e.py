@@ -133,6 +133,24 @@ def test_calibrated_value_comes_with_an_interval(spark, pipeline_run, smoke_conf
     assert t["calibrated_ci_low"] < t["expected_value_calibrated"] < t["calibrated_ci_high"]
 
 
+def test_pipeline_run_publishes_its_decisions(spark, smoke_run):
+    """conf/smoke.yaml publishes inside `run` (and again in the rerun, changing nothing)."""
+    from pyspark.sql import functions as F
+
+    cfg = load_config(smoke_run.conf, output_root=smoke_run.out)
+    store = TableStore(spark, cfg)
+    campaign = cfg.policy.campaign_id
+    dec = store.read("decisions", run_id=smoke_run.run_id)
+    cur = store.read("decisions_current").where(F.col("campaign_id") == campaign)
+    assert cur.count() == dec.count() == 8000
+    differ = cur.alias("c").join(dec.alias("d"), "customer_id").where(F.col("c.action") != F.col("d.action"))
+    assert differ.count() == 0
+    log = store.read("publications").where(F.col("campaign_id") == campaign).collect()
+    assert [r["run_id"] for r in log] == [smoke_run.run_id]  # the rerun's publication changed nothing
+    expected = dec.where((F.col("action") != "none") | (F.col("bucket") == "holdout")).count()
+    assert store.read("contact_history", run_id=smoke_run.run_id).count() == expected
+
+
 def test_failed_gate_stops_the_run_and_writes_nothing_downstream(spark, tmp_path, hillstrom_path):
     """An experiment log with an arm the config does not know fails validation; no split is written."""
     import pandas as pd

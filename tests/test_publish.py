@@ -226,24 +226,3 @@ def test_frequency_config_checks():
 
     assert as_of_time(cfg.policy.as_of) == datetime.datetime(2024, 6, 30, 12, 0, 0)
     assert cfg.publish.enabled and cfg.publish.contact_history
-
-
-def test_pipeline_run_publishes_its_decisions(spark, smoke_run):
-    """conf/smoke.yaml publishes inside `run` (and again in the rerun, changing nothing)."""
-    from pyspark.sql import functions as F
-
-    from uplift_spark.config import load_config
-    from uplift_spark.io import TableStore
-
-    cfg = load_config(smoke_run.conf, output_root=smoke_run.out)
-    store = TableStore(spark, cfg)
-    campaign = cfg.policy.campaign_id
-    dec = store.read("decisions", run_id=smoke_run.run_id)
-    cur = store.read("decisions_current").where(F.col("campaign_id") == campaign)
-    assert cur.count() == dec.count() == 8000
-    differ = cur.alias("c").join(dec.alias("d"), "customer_id").where(F.col("c.action") != F.col("d.action"))
-    assert differ.count() == 0
-    log = store.read("publications").where(F.col("campaign_id") == campaign).collect()
-    assert [r["run_id"] for r in log] == [smoke_run.run_id]  # the rerun's publication changed nothing
-    expected = dec.where((F.col("action") != "none") | (F.col("bucket") == "holdout")).count()
-    assert store.read("contact_history", run_id=smoke_run.run_id).count() == expected
