@@ -41,3 +41,27 @@ def make_rct(n=6000, shares=(0.4, 0.3, 0.3), seed=0, valid_share=0.2, test_share
     for a, s in zip(arms, shares):
         pdf[f"propensity_{a}"] = s / total
     return pdf
+
+
+def encode(pdf, model):
+    """Independent pandas encoding (NaN for unseen), mirroring the JSON encoding saved with the model."""
+    cols = []
+    for f in model.features:
+        if f in model.encoding.categorical:
+            codes = {v: float(i) for i, v in enumerate(model.encoding.categories[f])}
+            cols.append(pdf[f].map(codes).astype(float).to_numpy())
+        else:
+            cols.append(pdf[f].astype(float).to_numpy())
+    return np.column_stack(cols)
+
+
+def write_run(spark, ctx, pdf, run_id):
+    """Write ``pdf`` (make_rct's frame) as the run's experiment_log and splits (fold 0), as ingest and split
+    would, so a test can call the train stage directly."""
+    from pyspark.sql import functions as F
+
+    log_df = spark.createDataFrame(pdf.drop(columns=["split"])).withColumn("run_id", F.lit(run_id))
+    ctx.store.write(log_df, "experiment_log", run_id)
+    splits = spark.createDataFrame(pdf[["customer_id", "split"]]).select(
+        F.lit(run_id).alias("run_id"), "customer_id", "split", F.lit(0).alias("fold"))
+    ctx.store.write(splits, "splits", run_id)

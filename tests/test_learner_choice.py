@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from learner_data import make_rct  # noqa: E402
+from learner_data import make_rct, write_run  # noqa: E402
 
 from uplift_spark.config import ModelConfig, config_from_dict  # noqa: E402
 from uplift_spark.errors import ConfigError, ModelError  # noqa: E402
@@ -166,8 +166,6 @@ def test_validation_scores_equal_sklift_qini_auc_and_pick_the_best(spark):
 # ------------------------------------------------------------------------------------ the train stage
 @pytest.mark.slow  # 4 LightGBM learner fits (t, x × 2 grid points) + 1: ~1-2 min on a busy 2-core machine
 def test_train_tunes_chooses_auto_and_writes_uplift_importance(spark, tmp_path):
-    from pyspark.sql import functions as F
-
     from uplift_spark.learners import load_manifest, load_models
     from uplift_spark.pipelines import train
     from uplift_spark.pipelines.context import RunContext
@@ -189,11 +187,7 @@ def test_train_tunes_chooses_auto_and_writes_uplift_importance(spark, tmp_path):
     run_id = "r1"
     ctx = RunContext(spark, cfg, run_id)
     pdf = make_rct(n=3000, seed=7)
-    log_df = spark.createDataFrame(pdf.drop(columns=["split"])).withColumn("run_id", F.lit(run_id))
-    ctx.store.write(log_df, "experiment_log", run_id)
-    splits = spark.createDataFrame(pdf[["customer_id", "split"]]).select(
-        F.lit(run_id).alias("run_id"), "customer_id", "split", F.lit(0).alias("fold"))
-    ctx.store.write(splits, "splits", run_id)
+    write_run(spark, ctx, pdf, run_id)
 
     summary = train.run(ctx)
     manifest = load_manifest(ctx.model_dir)

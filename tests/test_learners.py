@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from learner_data import make_rct  # noqa: E402
+from learner_data import encode as _encode, make_rct  # noqa: E402
 
 from uplift_spark.config import LightGBMConfig  # noqa: E402
 from uplift_spark.errors import ModelError  # noqa: E402
@@ -94,18 +94,6 @@ def test_model_metadata_and_columns(fitted):
     assert set(x.training["boosters"]) == set(x.boosters) and x.training["distribution"] == "auto"
     assert {b["strategy"] for b in x.training["boosters"].values()} == {"per_task"}
     assert x.training["repartitioned"] == {"control": False, "email_a": False, "email_b": False}
-
-
-def _encode(pdf, model):
-    """Independent pandas encoding (NaN for unseen), mirroring the JSON encoding saved with the model."""
-    cols = []
-    for f in model.features:
-        if f in model.encoding.categorical:
-            codes = {v: float(i) for i, v in enumerate(model.encoding.categories[f])}
-            cols.append(pdf[f].map(codes).astype(float).to_numpy())
-        else:
-            cols.append(pdf[f].astype(float).to_numpy())
-    return np.column_stack(cols)
 
 
 def test_matches_single_machine_lightgbm_reference(rct, fitted, test_scores):

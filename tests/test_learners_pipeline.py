@@ -8,14 +8,12 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from learner_data import make_rct  # noqa: E402
+from learner_data import make_rct, write_run  # noqa: E402
 
 from uplift_spark.errors import ModelError  # noqa: E402
 
 
 def test_train_and_predict_stages(spark, tmp_path):
-    from pyspark.sql import functions as F
-
     from uplift_spark.config import config_from_dict
     from uplift_spark.learners import load_manifest, load_models
     from uplift_spark.pipelines import predict, train
@@ -35,11 +33,7 @@ def test_train_and_predict_stages(spark, tmp_path):
     run_id = "r1"
     ctx = RunContext(spark, cfg, run_id)
     pdf = make_rct(n=3000, seed=7)
-    log_df = spark.createDataFrame(pdf.drop(columns=["split"])).withColumn("run_id", F.lit(run_id))
-    ctx.store.write(log_df, "experiment_log", run_id)
-    splits = spark.createDataFrame(pdf[["customer_id", "split"]]).select(
-        F.lit(run_id).alias("run_id"), "customer_id", "split", F.lit(0).alias("fold"))
-    ctx.store.write(splits, "splits", run_id)
+    write_run(spark, ctx, pdf, run_id)
 
     summary = train.run(ctx)
     assert summary["models"] == 1 and summary["treatment_arms"] == ["email_a", "email_b"]

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from learner_data import make_rct  # noqa: E402
+from learner_data import encode as _encode, make_rct  # noqa: E402
 
 from uplift_spark.config import LightGBMConfig  # noqa: E402
 from uplift_spark.errors import ConfigError, DataError, ModelError  # noqa: E402
@@ -158,17 +158,6 @@ def test_cross_fitted_learner_names_fold_and_arm_below_minimum(small, name):
 
 
 # ------------------------------------------------------------------ Spark learners vs NumPy + lightgbm
-
-
-def _encode(pdf, model):
-    cols = []
-    for f in model.features:
-        if f in model.encoding.categorical:
-            codes = {v: float(i) for i, v in enumerate(model.encoding.categories[f])}
-            cols.append(pdf[f].map(codes).astype(float).to_numpy())
-        else:
-            cols.append(pdf[f].astype(float).to_numpy())
-    return np.column_stack(cols)
 
 
 def _params(objective):
