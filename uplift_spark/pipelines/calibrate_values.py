@@ -170,13 +170,14 @@ def calibrated_value_interval(written_decisions, maps: Optional[Dict[str, ArmCal
                      for j, h in enumerate(maps[a].hat_expressions(F.col("expected_uplift")))]
     if not aggs:
         return None, None
-    row = written_decisions.agg(*aggs).first().asDict()
+    total_col = F.sum(F.when(F.col("action") != "none", F.col(CALIBRATED_COLUMNS[1]))).alias("total")
+    row = written_decisions.agg(total_col, *aggs).first().asDict()  # one pass: the total and the knot weights
     se = 0.0
     for k, a in enumerate(arms):
         if a in maps:
             knots = [row[f"h{k}_{j}"] or 0.0 for j in range(len(maps[a].predicted))]
             se += abs(float(economics(policy_cfg, a).benefit)) * maps[a].sum_se(knots)
-    total = written_decisions.where(F.col("action") != "none").agg(F.sum(CALIBRATED_COLUMNS[1])).first()[0]
+    total = row["total"]
     if total is None or not np.isfinite(se):
         return None, None
     z = float(norm.ppf(0.5 + ci_level / 2))
