@@ -21,7 +21,7 @@ MUST_HAVE_ROWS = (
 
 @pytest.fixture(scope="module")
 def pipeline_run(smoke_run):
-    """The session's shared smoke run (tests/conftest.py): run once, then rerun every stage but train."""
+    """The session's shared smoke run (tests/conftest.py): run once, then rerun SMOKE_RERUN_STAGES."""
     return smoke_run.out, smoke_run.first, smoke_run.second
 
 
@@ -47,6 +47,7 @@ def test_latest_points_at_the_validated_run(pipeline_run, smoke_conf):
 
 
 def test_rerun_with_same_run_id_leaves_no_duplicates(pipeline_run):
+    """Row counts per table: after the first run as delta-rs reads them, after the rerun as Spark does."""
     _, first, second = pipeline_run
     assert first == second
 
