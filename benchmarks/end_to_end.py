@@ -104,7 +104,7 @@ def main(argv=None) -> dict:
     total = Timer()
     for stage in wanted:
         sampler.mark(stage)
-        module = importlib.import_module(f"uplift_spark.pipelines.{stage}")
+        module = importlib.import_module(f"uplift_spark.pipelines.{stage.replace('-', '_')}")
         clock = Timer()
         module.run(ctx)
         seconds = clock()
